@@ -1,0 +1,19 @@
+"""tudui: the PyTorch course workflow as software. Train, evaluate and use image classifiers.
+
+    import tudui
+    result = tudui.train("digits", epochs=5)
+    print(tudui.evaluate(result.best_path)["accuracy"])
+    print(tudui.predict(result.best_path, ["my_digit.png"]))
+"""
+__version__ = "0.1.0"
+
+from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
+from .api import evaluate, train  # noqa: E402
+from .classifier import Classifier, load  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .device import env_info, resolve_device  # noqa: E402
+from .errors import TuduiError  # noqa: E402
+from .predict import predict  # noqa: E402
+
+__all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
+           "resolve_device", "TuduiError", "__version__"]

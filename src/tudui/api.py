@@ -1,0 +1,61 @@
+"""The public Python API; every CLI command is a thin layer over one of these."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from .classifier import Classifier, load
+from .config import TrainConfig, from_checkpoint_dict, resolve
+from .errors import DataError
+
+
+def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
+          progress: bool = True, cfg: Optional[TrainConfig] = None, **options):
+    """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history).
+
+    data: a built-in name, a folder/CSV path, or a map-style Dataset of (image, label).
+    model: a model name (str) or your own nn.Module. Any config key may be passed as a keyword.
+    """
+    from .engine.trainer import Trainer
+
+    overrides = dict(options)
+    user_model = None
+    if isinstance(model, nn.Module):
+        user_model = model
+    elif model is not None:
+        overrides["model"] = model
+    data_obj = None
+    if data is not None and isinstance(data, str):
+        overrides["data"] = data
+    elif data is not None:
+        data_obj = data
+    if cfg is None:
+        cfg = resolve(overrides, config_file=config)
+    return Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress).fit()
+
+
+def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
+             model: Optional[nn.Module] = None) -> dict:
+    """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
+    (by default the held-out split of the data it was trained on)."""
+    from .data import load_source
+    from .data.pipeline import prepare
+    from .engine.evaluate import evaluate_model
+    from .engine.optim import build_loss
+
+    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device)
+    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
+    cfg.device = str(clf.device)
+    spec = data if data is not None else cfg.data
+    source = load_source(spec, data_dir=cfg.data_dir, seed=cfg.seed, val_split=cfg.val_split)
+    if list(source.classes) != list(clf.classes):
+        raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")
+    source.channels = clf.preprocess["channels"]
+    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
+    use_tta = cfg.tta if tta is None else tta
+    cfg.label_smoothing = 0.0
+    result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
+    result["split"] = split or "val"
+    result["checkpoint"] = clf.meta.get("path")
+    return result

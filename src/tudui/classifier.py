@@ -1,0 +1,70 @@
+"""A trained classifier rebuilt from its checkpoint: model (eval mode), class names and preprocessing."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from .errors import CheckpointError, DataError
+
+
+@dataclass
+class Classifier:
+    model: nn.Module
+    classes: list
+    preprocess: dict
+    meta: dict = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
+
+    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float batch (B, C, H, W) -> probabilities (B, num_classes)."""
+        with torch.no_grad():
+            return self.model(x.to(self.device)).float().softmax(1).cpu()
+
+    def predict_images(self, images, topk: int = 5) -> list:
+        """PIL images -> [[{'label', 'index', 'prob'}, ...], ...] (top-k per image)."""
+        from .data.preprocess import preprocess_image
+        x = torch.stack([preprocess_image(im, self.preprocess) for im in images])
+        probs = self.predict_tensor(x)
+        k = max(1, min(topk, len(self.classes)))
+        top = probs.topk(k, 1)
+        return [[{"label": self.classes[int(i)], "index": int(i), "prob": float(p)}
+                 for p, i in zip(top.values[r], top.indices[r])] for r in range(len(images))]
+
+
+def rebuild_model(spec: dict, model: Optional[nn.Module] = None) -> nn.Module:
+    from . import models
+    if model is not None:
+        return model
+    try:
+        return models.create(spec["name"], spec["num_classes"], in_channels=spec.get("in_channels", 3),
+                             img_size=tuple(spec["img_size"]) if spec.get("img_size") else None,
+                             **spec.get("args", {}))
+    except Exception as e:
+        if spec.get("user_module"):
+            raise CheckpointError(f"cannot rebuild the checkpoint's model {spec['name']} ({e}); make it importable "
+                                  "or pass the model: tudui.load(path, model=MyNet())") from None
+        raise
+
+
+def load(path: str, model: Optional[nn.Module] = None, device: str = "cpu") -> Classifier:
+    """Load a tudui checkpoint (weights only, on any device) -> Classifier with .model in eval mode."""
+    from .device import resolve_device
+    ck = ckpt_io.load(path)
+    net = rebuild_model(ck["model"], model)
+    state = ck["state_dict"]
+    if ck.get("ema_state_dict") is not None and ck["config"].get("ema", 0) > 0:
+        state = ck["ema_state_dict"]
+    try:
+        net.load_state_dict(ckpt_io.clean_state_dict(state))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"the weights in {path} do not fit the model {ck['model']['name']}: "
+                              f"{' '.join(first[1:3]) if len(first) > 1 else first[0]}") from None
+    dev = resolve_device(device)
+    net = net.to(dev).eval()
+    return Classifier(model=net, classes=list(ck["classes"]), preprocess=ck["preprocess"], meta=ck, device=dev)

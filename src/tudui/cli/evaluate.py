@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from .common import add_device, print_json
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="evaluate a checkpoint: loss, accuracy, per-class metrics, confusion matrix")
+    p.add_argument("checkpoint", help="a tudui checkpoint (.pt) or a run folder")
+    p.add_argument("--data", default=None, help="data spec (default: the data the checkpoint was trained on)")
+    p.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="which split (default: the held-out split)")
+    p.add_argument("--tta", action=__import__("argparse").BooleanOptionalAction, default=None,
+                   help="test-time augmentation (default: as the checkpoint was trained)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_device(p)
+    return p
+
+
+def run(args):
+    from ..api import evaluate
+    r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta)
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"split {r['split']}: {r['num_samples']} images")
+    print(f"loss {r['loss']:.4f}  accuracy {r['accuracy']:.4f}" + (f"  top5 {r['top5']:.4f}" if "top5" in r else ""))
+    w = max(8, max(len(c) for c in r["classes"]))
+    print(f"{'class':<{w}}  precision  recall     f1  support")
+    for c, m in r["per_class"].items():
+        print(f"{c:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  {m['f1']:5.3f}  {m['support']:7d}")
+    print("confusion matrix (rows: true, columns: predicted)")
+    for c, row in zip(r["classes"], r["confusion_matrix"]):
+        print(f"{c:<{w}}  " + " ".join(f"{v:5d}" for v in row))
+    return 0

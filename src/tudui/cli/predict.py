@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from .common import add_device, print_json
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="classify image files or folders with a checkpoint",
+                       description="Applies exactly the preprocessing stored in the checkpoint.")
+    p.add_argument("checkpoint", help="a tudui checkpoint (.pt) or a run folder")
+    p.add_argument("paths", nargs="+", help="image files or folders (a folder's images in sorted order)")
+    p.add_argument("--topk", type=int, default=3, help="how many classes to show per image (default 3)")
+    p.add_argument("--json", action="store_true", help="print a JSON list in the order of the inputs")
+    add_device(p)
+    return p
+
+
+def run(args):
+    from ..predict import predict
+    results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device)
+    if args.json:
+        print_json(results)
+        return 0
+    for r in results:
+        best = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in r["topk"])
+        print(f"{r['path']}: {best}")
+    return 0

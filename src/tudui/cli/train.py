@@ -1,0 +1,88 @@
+"""`tudui train`: every config key is a flag (generated from TrainConfig, so the two never drift)."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from ..config import _base_type, config_fields, field_types
+
+
+def add_config_flags(p: argparse.ArgumentParser, skip=()) -> None:
+    types = field_types()
+    for f in config_fields():
+        if f.name in skip:
+            continue
+        flag = "--" + f.metadata.get("flag", f.name.replace("_", "-"))
+        base = _base_type(types[f.name])
+        default = f.default if f.default is not f.default_factory else None  # noqa: E721
+        helptext = f.metadata.get("help", "")
+        if f.name == "model_args":
+            p.add_argument(flag, dest="model_args", action="append", metavar="KEY=VALUE", default=None, help=helptext)
+        elif base is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{helptext} (default: {f.default})")
+        elif f.name == "transforms":
+            continue  # config files only
+        else:
+            choices = f.metadata.get("choices")
+            shown = f.default if not callable(getattr(f, "default_factory", None)) else "{}"
+            p.add_argument(flag, dest=f.name, default=None, choices=choices,
+                           metavar=None if choices else f.name.upper(), help=f"{helptext} (default: {shown})")
+
+
+def parse_model_args(items) -> dict:
+    import yaml
+
+    from ..errors import ConfigError
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--model-arg needs KEY=VALUE, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else v
+    return out
+
+
+def collect_overrides(args) -> dict:
+    over = {}
+    for f in config_fields():
+        v = getattr(args, f.name, None)
+        if v is None:
+            continue
+        if f.name == "model_args":
+            v = parse_model_args(v)
+        over[f.name] = v
+    return over
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="train a classifier (no arguments: the course's network on the digits set)",
+                       description="Train a classifier. Every option can also be set in a YAML file (--config) "
+                                   "under the flag's name with '-' turned into '_'; flags override the file.")
+    p.add_argument("--config", default=None, help="YAML file of options (flat keys as the long flags)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue a run from its last.pt")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_config_flags(p)
+    return p
+
+
+def run(args):
+    from ..config import dump_yaml, resolve
+    overrides = collect_overrides(args)
+    cfg = resolve(overrides, config_file=args.config)
+    if args.print_config:
+        sys.stdout.write(dump_yaml(cfg))
+        return 0
+    from ..api import train
+    result = train(cfg=cfg, progress=args.progress)
+    final = result.final
+    print(f"run folder: {result.run_dir}", file=sys.stderr)
+    if final.get("val_acc") is not None:
+        print(f"final val_acc {final['val_acc']:.4f}  best: {result.best_path}", file=sys.stderr)
+    print(f"see it:     tensorboard --logdir {shlex.quote(os.path.abspath(cfg.out))}   (or: tudui board {shlex.quote(cfg.out)})",
+          file=sys.stderr)
+    print(f"try it:     tudui predict {shlex.quote(result.best_path)} IMAGE...", file=sys.stderr)
+    return 0

@@ -1,0 +1,198 @@
+"""Batches for training and evaluation.
+
+Two ways to feed a model, chosen by `--loader auto|memory|stream`:
+- memory: every image decoded once into one uint8 tensor (N, C, H, W) kept on the training device;
+  shuffling, augmentation and normalization are batched tensor operations there.
+- stream: a DataLoader decodes each batch from the source (worker processes optional); the decoded
+  uint8 batch then goes through the very same batched augmentation and normalization.
+Both take their order and randomness from (seed, epoch, batch index) alone, so a run can resume
+mid-epoch and replay exactly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterator, Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DataError
+from .augment import BatchAugment, batch_seed
+from .preprocess import build_transforms, normalize_batch, stats_tensors
+from .splits import ArraySplit, FileSplit, Split
+
+
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = "decode") -> tuple:
+    """Decode a whole split -> (uint8 tensor (N, C, H, W), kept indices, unreadable descriptions)."""
+    if isinstance(split, ArraySplit):
+        fast = split.decode_all(channels, size)
+        if fast is not None:
+            return fast.contiguous(), list(range(len(split))), []
+    n = len(split)
+    if n == 0:
+        raise DataError("a data split is empty")
+    out, kept, bad = None, [], []
+    ds = _DecodeDataset(split, channels, size, tolerant=True)
+    dl = DataLoader(ds, batch_size=256, num_workers=workers, collate_fn=_collect)
+    from tqdm import tqdm
+    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, leave=False, disable=n < 2000)
+    for items in dl:
+        for i, img in items:
+            if img is None:
+                bad.append(split.describe(i))
+                continue
+            if out is None:
+                out = torch.empty((n,) + tuple(img.shape), dtype=torch.uint8)
+            out[len(kept)] = img
+            kept.append(i)
+        bar.update(len(items))
+    bar.close()
+    if out is None:
+        raise DataError(f"no readable images in this split (first: {bad[0] if bad else '?'})")
+    return out[:len(kept)].clone() if len(kept) < n else out, kept, bad
+
+
+def _collect(items):
+    return items
+
+
+class _DecodeDataset(Dataset):
+    def __init__(self, split: Split, channels: int, size, tolerant: bool = False):
+        self.split, self.channels, self.size, self.tolerant = split, channels, size, tolerant
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        if not self.tolerant:
+            return self.split.decode(i, self.channels, self.size)
+        try:
+            return i, self.split.decode(i, self.channels, self.size)
+        except (DataError, OSError, ValueError):
+            return i, None
+
+
+class BatchLoader:
+    """Iterates (x, y) on `device`: x normalized float (B, C, H, W), y int64 (B,)."""
+
+    def __init__(self, *, targets: torch.Tensor, batch_size: int, pre: dict, device, seed: int = 0,
+                 shuffle: bool = False, augment: Optional[BatchAugment] = None, sample_weights=None,
+                 channels_last: bool = False, images: Optional[torch.Tensor] = None,
+                 split: Optional[Split] = None, workers: int = 0, drop_last: bool = False):
+        self.device = torch.device(device)
+        self.targets = targets.to(self.device)
+        self.n = len(targets)
+        self.batch_size = int(batch_size)
+        self.seed, self.shuffle, self.augment = seed, shuffle, augment
+        self.sample_weights = sample_weights
+        self.channels_last = channels_last
+        self.pre = pre
+        self.mean, self.std = stats_tensors(pre, self.device)
+        self.images = images.to(self.device) if images is not None else None
+        self.split, self.workers = split, workers
+        self.drop_last = drop_last
+        self.kind = "memory" if images is not None else "stream"
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return max(1, self.n // self.batch_size)
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+    def order(self, epoch: int) -> torch.Tensor:
+        if self.sample_weights is not None:
+            g = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -1))
+            return torch.multinomial(self.sample_weights, self.n, replacement=True, generator=g)
+        if not self.shuffle:
+            return torch.arange(self.n)
+        g = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -1))
+        return torch.randperm(self.n, generator=g)
+
+    def batch_indices(self, epoch: int) -> list:
+        order = self.order(epoch)
+        return [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+
+    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator:
+        """Batches of `epoch`, beginning at batch index `start` (for resuming mid-epoch)."""
+        batches = self.batch_indices(epoch)
+        if self.images is not None:
+            for b in range(start, len(batches)):
+                idx = batches[b].to(self.device)
+                yield self._finish(self.images[idx], idx, epoch, b)
+        else:
+            ds = _DecodeDataset(self.split, self.pre["channels"], tuple(self.pre["size"]))
+            dl = DataLoader(ds, batch_sampler=[t.tolist() for t in batches[start:]], num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+            for b, x in enumerate(dl, start):
+                idx = batches[b]
+                yield self._finish(x.to(self.device, non_blocking=True), idx.to(self.device), epoch, b)
+
+    def __iter__(self):
+        return self.iterate(0)
+
+    def _finish(self, x_u8, idx, epoch, b):
+        if self.augment is not None and self.augment.active:
+            g = torch.Generator(device=self.device).manual_seed(batch_seed(self.seed, epoch, b))
+            x_u8 = self.augment(x_u8, g, epoch=epoch, indices=idx)
+        x = normalize_batch(x_u8, self.mean, self.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.targets[idx]
+
+
+class TransformLoader(BatchLoader):
+    """The course's way, kept for explicit `transforms:` in a config: torchvision transforms per image."""
+
+    def __init__(self, *, split: Split, transform_spec: list, channels: int, **kw):
+        super().__init__(split=split, **kw)
+        self.tf = build_transforms(transform_spec)
+        self.channels = channels
+        self.kind = "stream (custom transforms)"
+
+    def iterate(self, epoch: int = 0, start: int = 0):
+        batches = self.batch_indices(epoch)
+        ds = _TransformDataset(self.split, self.tf, self.channels)
+        g = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -2))
+        dl = DataLoader(ds, batch_sampler=[t.tolist() for t in batches[start:]], num_workers=self.workers,
+                        generator=g, worker_init_fn=_seed_worker)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(batch_seed(self.seed, epoch, -3))
+            for b, x in enumerate(dl, start):
+                x = x.to(self.device)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                yield x, self.targets[batches[b].to(self.device)]
+
+
+def _seed_worker(worker_id):
+    import random
+
+    import numpy as np
+    s = torch.initial_seed() % 2 ** 32
+    random.seed(s)
+    np.random.seed(s)
+
+
+class _TransformDataset(Dataset):
+    def __init__(self, split, tf, channels):
+        self.split, self.tf, self.channels = split, tf, channels
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        from .images import open_image, to_mode
+        from PIL import Image
+        if isinstance(self.split, FileSplit):
+            img = to_mode(open_image(self.split.paths[i]), self.channels)
+        else:
+            t = self.split.decode(i, self.channels, None)
+            img = Image.fromarray(t.permute(1, 2, 0).squeeze(-1).numpy())
+        out = self.tf(img)
+        if not isinstance(out, torch.Tensor):
+            raise DataError("the configured transforms must end with ToTensor")
+        return out

@@ -1,0 +1,22 @@
+"""Classification metrics from a confusion matrix: accuracy, per-class precision/recall/F1/support."""
+from __future__ import annotations
+
+import torch
+
+
+def confusion_matrix(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    idx = targets.long() * num_classes + preds.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class(cm: torch.Tensor, classes: list) -> dict:
+    cm = cm.double()
+    tp = cm.diag()
+    support = cm.sum(1)
+    predicted = cm.sum(0)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    return {c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                "support": int(support[i])} for i, c in enumerate(classes)}

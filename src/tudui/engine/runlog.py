@@ -1,0 +1,85 @@
+"""The run folder and everything written into it, from one place: config.yaml, metrics.jsonl,
+TensorBoard events, and the console lines. Checkpoints are written by the trainer through `checkpoint`."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import yaml
+
+
+def unique_run_name(prefix: str = "") -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}{stamp}-{os.getpid() % 10000:04d}"
+
+
+def make_run_dir(out: str, name: Optional[str], resume: bool = False) -> str:
+    out = os.path.expanduser(out)
+    if name is None:
+        name = unique_run_name()
+        while os.path.exists(os.path.join(out, name)):
+            time.sleep(0.01)
+            name = unique_run_name()
+    path = os.path.join(out, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+class RunLog:
+    def __init__(self, run_dir: str, tensorboard: bool = True, append: bool = False):
+        self.run_dir = run_dir
+        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
+        if not append and os.path.exists(self.metrics_path):
+            os.remove(self.metrics_path)
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(log_dir=run_dir)
+            except ImportError:  # tensorboard is a dependency; keep training if it is broken
+                print("notice: tensorboard is not importable; no event files are written", file=sys.stderr)
+
+    def write_config(self, cfg_dict: dict) -> None:
+        with open(os.path.join(self.run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(cfg_dict, fh, sort_keys=False, allow_unicode=True)
+
+    def write_json(self, name: str, obj) -> None:
+        with open(os.path.join(self.run_dir, name), "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, ensure_ascii=False)
+
+    def epoch(self, row: dict) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+        if self.tb:
+            e = row["epoch"]
+            self.tb.add_scalar("train/loss", row["train_loss"], e)
+            if row.get("val_loss") is not None:
+                self.tb.add_scalar("val/loss", row["val_loss"], e)
+                self.tb.add_scalar("val/acc", row["val_acc"], e)
+            self.tb.flush()
+
+    def step_lr(self, step: int, lr: float) -> None:
+        if self.tb:
+            self.tb.add_scalar("train/lr", lr, step)
+
+    def batch_grid(self, images, tag: str = "train/batch") -> None:
+        """One grid image of a training batch (de-normalized to 0-1), as the course's add_image lesson."""
+        if self.tb is None:
+            return
+        import torchvision
+        grid = torchvision.utils.make_grid(images[:64].float().cpu(), nrow=8, normalize=True)
+        self.tb.add_image(tag, grid, 0)
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+            self.tb = None
+
+
+def say(msg: str) -> None:
+    """Progress and notices go to stderr, so stdout can carry JSON."""
+    print(msg, file=sys.stderr, flush=True)
