@@ -11,13 +11,16 @@ from .errors import DataError
 
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
-          progress: bool = True, cfg: Optional[TrainConfig] = None, **options):
+          progress: bool = True, cfg: Optional[TrainConfig] = None, resume: Optional[str] = None, **options):
     """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history).
 
     data: a built-in name, a folder/CSV path, or a map-style Dataset of (image, label).
     model: a model name (str) or your own nn.Module. Any config key may be passed as a keyword.
+    resume: a run's last.pt (or its folder) to continue exactly; keywords may then change only `epochs`
+    and settings that do not alter the computation (device, workers, patience, ...).
     """
-    from .engine.trainer import Trainer
+    from .config import resolve_resume
+    from .engine.trainer import Trainer, load_resume
 
     overrides = dict(options)
     user_model = None
@@ -30,9 +33,11 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
         overrides["data"] = data
     elif data is not None:
         data_obj = data
+    ck = load_resume(resume) if resume is not None else None
     if cfg is None:
-        cfg = resolve(overrides, config_file=config)
-    return Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress).fit()
+        cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
+    return Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
+                   resume=ck).fit()
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
@@ -48,6 +53,8 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
     cfg.device = str(clf.device)
     spec = data if data is not None else cfg.data
+    if not spec:  # e.g. a checkpoint made by `tudui import` from a bare .pth
+        raise DataError("the checkpoint records no training data; pass the data to evaluate on with --data")
     source = load_source(spec, data_dir=cfg.data_dir, seed=cfg.seed, val_split=cfg.val_split)
     if list(source.classes) != list(clf.classes):
         raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")

@@ -36,6 +36,8 @@ class TrainConfig:
     val_split: float = _opt(0.2, "fraction held out for validation when the data has no held-out split")
     img_size: Optional[int] = _opt(None, "resize images to N x N (default: the dataset's native size, 64 for folders)")
     augment: str = _opt("basic", "training augmentation preset", ["none", "basic", "strong"])
+    translate: Optional[int] = _opt(None, "random translation (reflect-pad and crop) in pixels for images up to "
+                                          "64 px (default: 1/8 of the side)")
     cutout: int = _opt(0, "cutout (random erasing) square size in pixels with the basic preset; 0 = off")
     alt_flip: bool = _opt(False, "alternate horizontal flips deterministically between epochs instead of random flips")
     mean: Optional[list] = _opt(None, "normalization mean per channel, e.g. 0.5,0.5,0.5 (default: the data's own)")
@@ -61,7 +63,8 @@ class TrainConfig:
     momentum: float = _opt(0.9, "SGD momentum")
     nesterov: bool = _opt(False, "Nesterov momentum (SGD)")
     weight_decay: float = _opt(5e-4, "weight decay")
-    norm_bias_lr_scale: float = _opt(1.0, "learning-rate multiplier for normalization-layer biases")
+    norm_bias_lr_scale: float = _opt(1.0, "learning-rate multiplier for normalization-layer "
+                                                  "biases (their weight decay per step stays unchanged)")
     loss: str = _opt("cross_entropy", "loss function", ["cross_entropy", "l1", "mse"])
     label_smoothing: float = _opt(0.0, "label smoothing for cross entropy")
     scheduler: str = _opt("cosine", "learning-rate schedule", ["none", "step", "cosine", "onecycle", "linear"])
@@ -198,12 +201,15 @@ def load_yaml(path: str) -> dict:
 
 def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
             recipe: Optional[str] = None) -> TrainConfig:
-    """Defaults < recipe < config file < overrides (CLI flags or keyword arguments)."""
+    """Defaults < the built-in dataset's defaults < recipe < config file < overrides (CLI flags or keywords)."""
+    from .data.builtin import train_defaults
     from .recipes import get_recipe
 
     merged: dict = {}
     file_values = load_yaml(config_file) if config_file else {}
     overrides = dict(overrides or {})
+    # a built-in dataset's own defaults (e.g. mnist: clip_grad) rank just above the generic ones
+    merged.update(train_defaults(overrides.get("data", file_values.get("data", TrainConfig.data))))
     recipe = overrides.get("recipe") or file_values.get("recipe") or recipe
     if recipe:
         merged.update(get_recipe(recipe))
@@ -216,6 +222,30 @@ def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
                 merged[k] = v
     values = {k: coerce(k, v) for k, v in merged.items()}
     cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+# keys that may differ when resuming: they change where and how fast the run goes, or when it stops,
+# not what it computes (`epochs` extends it; a different `tta` changes only the reported metrics)
+RESUME_CHANGEABLE = ("epochs", "device", "threads", "workers", "loader", "memory_budget", "data_dir", "cache_dir",
+                     "download", "save_every", "eval_every", "patience", "min_delta", "compile", "tta")
+
+
+def resolve_resume(saved: dict, overrides: Optional[dict] = None, config_file: Optional[str] = None) -> TrainConfig:
+    """The config of a resumed run: the checkpoint's own < config file < overrides. Only the keys in
+    RESUME_CHANGEABLE may differ from the checkpoint's; anything else would not continue the same run."""
+    base = from_checkpoint_dict(saved).to_dict()
+    changes = {**(load_yaml(config_file) if config_file else {}), **(overrides or {})}
+    for k, v in changes.items():
+        v = coerce(k, v)
+        if k == "model_args":
+            v = {**base["model_args"], **v}
+        if v != base.get(k) and k not in RESUME_CHANGEABLE:
+            raise ConfigError(f"'{k}' cannot change when resuming (the run has {k}={base.get(k)!r}); "
+                              "start a new run instead")
+        base[k] = v
+    cfg = TrainConfig(**base)
     validate(cfg)
     return cfg
 

@@ -16,6 +16,10 @@ COMMANDS = {
     "predict": "predict",
     "board": "board",
     "models": "models",
+    "stats": "stats",
+    "preview": "preview",
+    "lr-find": "lr_find",
+    "import": "import_model",
 }
 
 

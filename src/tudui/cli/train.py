@@ -17,7 +17,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()) -> None:
         flag = "--" + f.metadata.get("flag", f.name.replace("_", "-"))
         base = _base_type(types[f.name])
         default = f.default if f.default is not f.default_factory else None  # noqa: E721
-        helptext = f.metadata.get("help", "")
+        helptext = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if f.name == "model_args":
             p.add_argument(flag, dest="model_args", action="append", metavar="KEY=VALUE", default=None, help=helptext)
         elif base is bool:
@@ -63,21 +63,32 @@ def add_parser(sub, name):
                                    "under the flag's name with '-' turned into '_'; flags override the file.")
     p.add_argument("--config", default=None, help="YAML file of options (flat keys as the long flags)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    p.add_argument("--resume", default=None, metavar="CKPT", help="continue a run from its last.pt")
+    p.add_argument("--resume", default=None, metavar="CKPT",
+                   help="continue a run exactly from its last.pt (or run folder), to its original end; "
+                        "with a larger --epochs, extend it")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     add_config_flags(p)
     return p
 
 
 def run(args):
-    from ..config import dump_yaml, resolve
+    from ..config import dump_yaml, resolve, resolve_resume
     overrides = collect_overrides(args)
-    cfg = resolve(overrides, config_file=args.config)
+    ck = None
+    if args.resume:
+        from ..engine.trainer import load_resume
+        ck = load_resume(args.resume)
+        cfg = resolve_resume(ck["config"], overrides, config_file=args.config)
+    else:
+        cfg = resolve(overrides, config_file=args.config)
     if args.print_config:
         sys.stdout.write(dump_yaml(cfg))
         return 0
-    from ..api import train
-    result = train(cfg=cfg, progress=args.progress)
+    from ..engine.trainer import Trainer, TrainingInterrupted
+    try:
+        result = Trainer(cfg, progress=args.progress, resume=ck).fit()
+    except TrainingInterrupted as e:  # the trainer already said where it saved and how to resume
+        return e.exit_code
     final = result.final
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     if final.get("val_acc") is not None:

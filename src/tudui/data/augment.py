@@ -26,6 +26,8 @@ class AugmentSpec:
     @classmethod
     def from_config(cls, cfg, size, hflip: bool = True) -> "AugmentSpec":
         pad = max(1, round(size[0] / 8)) if size[0] <= SMALL_IMAGE else 0
+        if getattr(cfg, "translate", None) is not None and size[0] <= SMALL_IMAGE:
+            pad = int(cfg.translate)
         if cfg.augment == "none":
             return cls(preset="none", pad=0, flip=False, cutout=0)
         return cls(preset=cfg.augment, pad=pad, flip=hflip, alt_flip=cfg.alt_flip,
@@ -54,64 +56,88 @@ class BatchAugment:
             return x
         if s.preset == "strong":
             x = strong_per_sample(x, g)
-        H = x.shape[-2]
+        B, _, H, W = x.shape
         if H <= SMALL_IMAGE:
-            if s.pad > 0:
-                x = random_translate(x, s.pad, g)
+            # translate and flip fused into one gather (same random draws, same result as one after the other)
+            rows, cols = _shift_indices(B, H, W, s.pad, g, x.device)
+            if s.flip:
+                cols = torch.where(self._flip_mask(x, g, epoch, indices).view(B, 1), cols.flip(1), cols)
+            if s.pad > 0 or s.flip:
+                x = gather_pixels(x, rows, cols)
         else:
             x = random_resized_crop(x, s.rrc_scale, g)
-        if s.flip:
-            if s.alt_flip and indices is not None:
-                x = alternating_flip(x, indices, epoch, self.flip_seed)
-            else:
-                x = random_flip(x, g)
+            if s.flip:
+                x = _where_flip(x, self._flip_mask(x, g, epoch, indices))
         if s.cutout > 0:
             x = cutout(x, s.cutout, g)
         return x
+
+    def _flip_mask(self, x, g, epoch, indices):
+        if self.spec.alt_flip and indices is not None:
+            return alternating_flip_mask(indices.to(x.device), epoch, self.flip_seed)
+        return _rand(x.shape[0], g, x.device) < 0.5
 
 
 def _rand(n, g, device):
     return torch.rand(n, generator=g, device=device)
 
 
-def random_flip(x, g):
-    mask = _rand(x.shape[0], g, x.device) < 0.5
+def _where_flip(x, mask):
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def random_flip(x, g):
+    """Mirror each image with probability 1/2."""
+    return _where_flip(x, _rand(x.shape[0], g, x.device) < 0.5)
+
+
+def alternating_flip_mask(indices, epoch, flip_seed):
+    """Each image gets a fixed random first flip, then flips every other epoch: over any two epochs
+    it is seen once each way (airbench's alternating flip), instead of by a coin per epoch."""
+    idx = indices.long()
+    first = ((idx * 2_654_435_761 + flip_seed * 97) >> 7) & 1  # cheap fixed pseudo-random bit per image
+    return (first + epoch) % 2 == 1
 
 
 def alternating_flip(x, indices, epoch, flip_seed):
-    """Each image gets a fixed random first flip, then flips every other epoch: over any two epochs
-    it is seen once each way (airbench's alternating flip), instead of by a coin per epoch."""
-    idx = indices.to(x.device).long()
-    first = ((idx * 2_654_435_761 + flip_seed * 97) >> 7) & 1  # cheap fixed pseudo-random bit per image
-    mask = (first + epoch) % 2 == 1
-    return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+    return _where_flip(x, alternating_flip_mask(indices.to(x.device), epoch, flip_seed))
 
 
 def random_translate(x, pad, g):
-    """Reflect-pad by `pad` and crop back at a random offset per image (RandomCrop(size, padding))."""
+    """Reflect-pad by `pad` and crop back at a random offset per image (RandomCrop(size, padding,
+    padding_mode='reflect')), as one gather."""
+    B, _, H, W = x.shape
+    rows, cols = _shift_indices(B, H, W, pad, g, x.device)
+    return gather_pixels(x, rows, cols)
+
+
+def _shift_indices(B, H, W, pad, g, device):
+    """Source row (B, H) and column (B, W) of every output pixel after a random shift by up to `pad`,
+    reflecting at the borders. pad=0: the identity, and no random numbers are drawn."""
+    rows = torch.arange(H, device=device).expand(B, H)
+    cols = torch.arange(W, device=device).expand(B, W)
+    if pad <= 0:
+        return rows, cols
+    dy = torch.randint(-pad, pad + 1, (B, 1), generator=g, device=device)
+    dx = torch.randint(-pad, pad + 1, (B, 1), generator=g, device=device)
+    return _reflect(rows + dy, H), _reflect(cols + dx, W)
+
+
+def _reflect(i, n):
+    """Mirror out-of-range indices back into [0, n) without repeating the edge (torch's 'reflect' padding),
+    for shifts of any size."""
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i >= n, period - i, i)
+
+
+def gather_pixels(x, rows, cols):
+    """out[b, c, i, j] = x[b, c, rows[b, i], cols[b, j]], as one gather over the flattened pixels."""
     B, C, H, W = x.shape
-    xp = _reflect_pad(x, pad)
-    dy = torch.randint(0, 2 * pad + 1, (B,), generator=g, device=x.device)
-    dx = torch.randint(0, 2 * pad + 1, (B,), generator=g, device=x.device)
-    rows = (dy.view(B, 1) + torch.arange(H, device=x.device).view(1, H))  # (B, H)
-    cols = (dx.view(B, 1) + torch.arange(W, device=x.device).view(1, W))  # (B, W)
-    out = xp.gather(2, rows.view(B, 1, H, 1).expand(B, C, H, xp.shape[-1]))
-    out = out.gather(3, cols.view(B, 1, 1, W).expand(B, C, H, W))
-    return out
-
-
-def _reflect_pad(x, pad):
-    # reflect padding by index arithmetic, which works for uint8 on every device
-    H, W = x.shape[-2:]
-    ri = _reflect_index(H, pad, x.device)
-    ci = _reflect_index(W, pad, x.device)
-    return x.index_select(2, ri).index_select(3, ci)
-
-
-def _reflect_index(n, pad, device):
-    i = torch.arange(-pad, n + pad, device=device).abs()
-    return torch.where(i >= n, 2 * (n - 1) - i, i)
+    idx = (rows.unsqueeze(2) * W + cols.unsqueeze(1)).view(B, 1, -1).expand(B, C, -1)
+    return x.reshape(B, C, H * W).gather(2, idx).view(B, C, rows.shape[1], cols.shape[1])
 
 
 def random_resized_crop(x, scale, g, ratio=(3 / 4, 4 / 3)):

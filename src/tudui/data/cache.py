@@ -1,7 +1,9 @@
 """On-disk cache of decoded splits, so the second run over a folder of JPEGs starts in seconds.
 
-Keyed by the split's fingerprint (every file's path, size, mtime and label) and the decode settings;
-any change to the files gives a new key, so a stale cache is never read.
+A cache file is named `<which>-<content>.pt`: `which` hashes the split's file list and the decode settings
+(channels, size), `content` the split's fingerprint (every file's path, size, mtime and label). A change to
+any file gives a new content hash, so a stale cache is never read; the entry it replaces (same `which`)
+is deleted then, so edits do not pile up old copies. Deleting the folder is always safe.
 """
 from __future__ import annotations
 
@@ -11,33 +13,82 @@ import sys
 
 import torch
 
-from .loader import decode_all
+from .loader import decode_all, decode_workers
 from .splits import Split
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_key(split: Split, channels: int, size) -> str | None:
+    """'<which>-<content>' for this split decoded at these settings; None when the split is not cacheable."""
     fp = split.fingerprint()
     if fp is None:
         return None
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{fp}|{channels}|{tuple(size) if size else None}".encode())
-    return h.hexdigest()[:32]
+    settings = f"v{CACHE_VERSION}|{channels}|{tuple(size) if size else None}"
+    content = hashlib.sha256(f"{settings}|{fp}".encode()).hexdigest()[:24]
+    paths = getattr(split, "paths", None)
+    if paths is None:
+        return f"{content[:12]}-{content}"
+    which = hashlib.sha256(settings.encode())
+    for p in paths:
+        which.update(os.path.abspath(p).encode("utf-8", "surrogatepass") + b"\0")
+    return f"{which.hexdigest()[:12]}-{content}"
+
+
+def _load(path: str) -> dict:
+    try:  # memory-mapped: no copy of the file into RAM; the page cache serves it
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, TypeError):  # an old format or an old torch without mmap
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _drop_replaced(folder: str, key: str) -> None:
+    """Delete older cache files of the same split and settings (same prefix, other content)."""
+    which = key.split("-")[0]
+    for name in os.listdir(folder):
+        if name.startswith(which + "-") and name.endswith(".pt") and name != key + ".pt":
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass  # another run may have removed it first
+
+
+DEFAULT_CACHE_DIR = "~/.cache/tudui"
+
+
+def cache_root(cache_dir: str | None) -> str | None:
+    """The default cache folder can be moved with $TUDUI_CACHE_DIR (tests and shared machines use it)."""
+    if cache_dir == DEFAULT_CACHE_DIR and os.environ.get("TUDUI_CACHE_DIR"):
+        cache_dir = os.environ["TUDUI_CACHE_DIR"]
+    return os.path.expanduser(cache_dir) if cache_dir else None
 
 
 def cached_decode(split: Split, channels: int, size, cache_dir: str | None, workers: int = 0, desc="decode"):
-    """decode_all() with a disk cache -> (images uint8 (N,C,H,W), kept indices, unreadable, cache_hit)."""
+    """decode_all() with a disk cache -> (images uint8 (N,C,H,W), kept indices, unreadable, status), status
+    'hit' (read from the cache), 'written' (decoded and cached) or 'uncached' (decoded; nothing to key it by).
+    A miss decodes with a process pool (decode_workers) and writes the cache atomically."""
+    cache_dir = cache_root(cache_dir)
     key = cache_key(split, channels, size) if cache_dir else None
-    path = os.path.join(os.path.expanduser(cache_dir), "decoded", key + ".pt") if key else None
+    folder = os.path.join(cache_dir, "decoded") if key else None
+    path = os.path.join(folder, key + ".pt") if key else None
     if path and os.path.isfile(path):
         try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-            return d["images"], list(d["kept"]), list(d["bad"]), True
+            d = _load(path)
+            images = d["images"]
+            if images.dtype == torch.uint8 and images.shape[0] == len(d["kept"]):
+                return images, list(d["kept"]), list(d["bad"]), "hit"
+            raise ValueError("unexpected contents")
         except Exception as e:  # a damaged cache file is rebuilt, never fatal
             print(f"notice: rebuilding damaged cache file {path} ({type(e).__name__})", file=sys.stderr)
-    images, kept, bad = decode_all(split, channels, size, workers=workers, desc=desc)
-    if path:
-        from ..checkpoint import atomic_torch_save
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    images, kept, bad = decode_all(split, channels, size, workers=decode_workers(split, workers), desc=desc)
+    if not path:
+        return images, kept, bad, "uncached"
+    from ..checkpoint import atomic_torch_save
+    try:
         atomic_torch_save({"images": images, "kept": kept, "bad": bad}, path)
-    return images, kept, bad, False
+        _drop_replaced(folder, key)
+    except OSError as e:  # a full disk or read-only cache folder costs the cache, not the run
+        print(f"notice: cannot write the decode cache {path} ({e.strerror or e}); "
+              "the next run decodes again", file=sys.stderr)
+        return images, kept, bad, "uncached"
+    return images, kept, bad, "written"

@@ -13,7 +13,7 @@ from ..errors import DataError
 from .augment import AugmentSpec, BatchAugment
 from .loader import BatchLoader, TransformLoader
 from .preprocess import make_preprocess
-from .splits import DataSource, FileSplit, Split
+from .splits import ArraySplit, DataSource, FileSplit, Split, check_after_skips
 
 DEFAULT_FOLDER_SIZE = 64
 
@@ -31,20 +31,34 @@ class PreparedData:
     train_counts: list = field(default_factory=list)
 
 
-def ram_bytes() -> int:
+def ram_bytes() -> tuple:
+    """(total, available) bytes of RAM."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 8 << 30
+        total = 8 << 30
+    avail = total
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return total, avail
 
 
 def memory_budget_bytes(cfg, device: torch.device) -> int:
+    """--memory-budget GiB, or a share of the training device's memory: 25% of RAM (at most half of what is
+    free now) on CPU; 40% of the GPU's memory (at most 70% of what is free) on a GPU."""
     if cfg.memory_budget is not None:
         return int(cfg.memory_budget * (1 << 30))
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
-        return int(0.4 * total)
-    return int(0.25 * ram_bytes())
+        return int(min(0.4 * total, 0.7 * free))
+    total, avail = ram_bytes()
+    return int(min(0.25 * total, 0.5 * avail))
 
 
 def choose_loader(cfg, n_images: int, channels: int, size, device) -> tuple:
@@ -70,7 +84,45 @@ def image_size(cfg, source: DataSource) -> tuple:
         return tuple(source.default_size)
     if source.native_size:
         return tuple(source.native_size)
+    native = probe_native_size(source.splits.get("train"))
+    if native and max(native) <= DEFAULT_FOLDER_SIZE:
+        return native
     return (DEFAULT_FOLDER_SIZE, DEFAULT_FOLDER_SIZE)
+
+
+def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
+    """(H, W) shared by a sample of a file split's images (headers only), or None. A folder of small
+    same-size images (CIFAR as JPEGs, 28x28 digits) then trains at its own size instead of being
+    upsampled to the folder default."""
+    if not isinstance(split, FileSplit) or len(split) == 0:
+        return None
+    from PIL import Image
+    n = len(split)
+    sizes = set()
+    for i in sorted({round(k * (n - 1) / max(1, probe - 1)) for k in range(min(probe, n))}):
+        try:
+            with Image.open(split.paths[i]) as im:
+                sizes.add((im.height, im.width))
+        except Exception:  # unreadable files are reported by the decode; here they only don't count
+            continue
+        if len(sizes) > 1:
+            return None
+    return sizes.pop() if sizes else None
+
+
+def transformed_size(cfg, source: DataSource, channels: int) -> tuple:
+    """With config transforms the model sees what they produce: the (H, W) of a training image after the
+    eval transforms (or the train ones when there are no eval ones)."""
+    from .loader import _TransformDataset
+    from .preprocess import build_transforms
+    spec = cfg.transforms.get("eval") or cfg.transforms.get("train")
+    ds = _TransformDataset(source.train, build_transforms(spec), channels)
+    for i in range(min(len(ds), 20)):
+        try:
+            return tuple(ds[i].shape[-2:])
+        except (DataError, OSError, ValueError):
+            continue  # unreadable: try the next one
+    return image_size(cfg, source)
 
 
 def _report_skipped(bad: list) -> None:
@@ -96,31 +148,45 @@ def _check_readable(split: Split) -> tuple:
 
 
 def _materialize(split: Split, kind: str, channels, size, cfg, desc):
-    """-> (split, images or None, targets tensor, unreadable)."""
+    """-> (split, images or None, targets tensor, unreadable, how the images were obtained or None)."""
     if kind == "memory":
+        import time
         from .cache import cached_decode
-        images, kept, bad, _hit = cached_decode(split, channels, size, cfg.cache_dir, workers=cfg.workers, desc=desc)
+        t0 = time.perf_counter()
+        images, kept, bad, status = cached_decode(split, channels, size, cfg.cache_dir, workers=cfg.workers,
+                                                  desc=desc)
+        how = None  # already decoded (a built-in array): nothing worth saying
+        if status == "hit":
+            how = "read from the decode cache"
+        elif not isinstance(split, ArraySplit):
+            how = f"decoded {len(split)} images in {time.perf_counter() - t0:.1f}s" + (
+                " (cached for the next run)" if status == "written" else "")
         if bad:
-            split = split.subset(kept)
-        return split, images, torch.tensor(split.targets, dtype=torch.long), bad
+            split, before = split.subset(kept), split
+            check_after_skips(before, split)
+        return split, images, torch.tensor(split.targets, dtype=torch.long), bad, how
+    before = split
     split, bad = _check_readable(split)
-    return split, None, torch.tensor(split.targets, dtype=torch.long), bad
+    if bad:
+        check_after_skips(before, split)
+    return split, None, torch.tensor(split.targets, dtype=torch.long), bad, None
 
 
 def channel_stats(images: torch.Tensor) -> tuple:
-    """Per-channel mean and std on a 0-1 scale of a uint8 (N, C, H, W) tensor, every pixel weighted equally."""
-    C = images.shape[1]
-    s = torch.zeros(C, dtype=torch.float64)
-    ss = torch.zeros(C, dtype=torch.float64)
-    n = 0
-    for chunk in images.split(4096):
-        f = chunk.to(torch.float64).transpose(0, 1).reshape(C, -1)
-        s += f.sum(1)
-        ss += (f * f).sum(1)
-        n += f.shape[1]
-    mean = s / n
-    var = (ss / n - mean * mean).clamp(min=0)
-    return (mean / 255).tolist(), (var.sqrt() / 255).clamp(min=1e-3).tolist()
+    """Per-channel mean and std on a 0-1 scale of a uint8 (N, C, H, W) tensor, every pixel weighted equally.
+    Exact, from a 256-bin histogram per channel: one pass over the bytes, no float copy of the data."""
+    values = torch.arange(256, dtype=torch.float64)
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = torch.zeros(256, dtype=torch.float64)
+        for chunk in images.split(8192):
+            hist += torch.bincount(chunk[:, c].reshape(-1), minlength=256).to(torch.float64)
+        n = hist.sum()
+        m = (hist * values).sum() / n
+        var = ((hist * (values - m) ** 2).sum() / n).clamp(min=0)
+        mean.append(float(m) / 255)
+        std.append(max(float(var.sqrt()) / 255, 1e-3))
+    return mean, std
 
 
 def _sample_stats(split: Split, channels, size, limit=2000, seed=0) -> tuple:
@@ -136,6 +202,8 @@ def prepare(source: DataSource, cfg, device, *, pre: Optional[dict] = None, trai
     device = torch.device(device)
     channels = pre["channels"] if pre else source.channels
     size = tuple(pre["size"]) if pre else image_size(cfg, source)
+    if pre is None and cfg.transforms and not cfg.img_size:
+        size = transformed_size(cfg, source, channels)
     train_split = source.train if train else None
     eval_split_obj = source.split(eval_split)
     n_total = len(eval_split_obj) + (len(train_split) if train_split is not None else 0)
@@ -146,11 +214,19 @@ def prepare(source: DataSource, cfg, device, *, pre: Optional[dict] = None, trai
     out = PreparedData(source=source, pre=pre or {}, classes=list(source.classes), loader_kind=kind,
                        loader_reason=reason)
 
+    hows = []
     if train_split is not None:
-        train_split, train_imgs, train_targets, bad = _materialize(train_split, kind, channels, size, cfg, "decode train")
+        train_split, train_imgs, train_targets, bad, how = _materialize(train_split, kind, channels, size, cfg,
+                                                                        "decode train")
         skipped += bad
-    vsplit, val_imgs, val_targets, bad = _materialize(eval_split_obj, kind, channels, size, cfg, f"decode {eval_split}")
+        hows.append(how)
+    vsplit, val_imgs, val_targets, bad, how = _materialize(eval_split_obj, kind, channels, size, cfg,
+                                                           f"decode {eval_split}")
     skipped += bad
+    hows.append(how)
+    hows = list(dict.fromkeys(h for h in hows if h))  # train and val usually say the same
+    if hows:
+        out.loader_reason += "; " + ", ".join(hows)
     _report_skipped(skipped)
     out.skipped = skipped
 

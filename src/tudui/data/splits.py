@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -66,11 +67,14 @@ class ArraySplit(Split):
 
 
 class FileSplit(Split):
-    """Image files on disk with their labels."""
+    """Image files on disk with their labels. `root` (the split's folder or file) and `class_where`
+    (class index -> 'class folder PATH') only serve error messages that name what the user must fix."""
 
-    def __init__(self, paths: list, targets):
+    def __init__(self, paths: list, targets, root: Optional[str] = None, class_where: Optional[dict] = None):
         self.paths = [str(p) for p in paths]
         self.targets = [int(t) for t in targets]
+        self.root = root
+        self.class_where = dict(class_where or {})
 
     def decode(self, i, channels, size):
         return pil_to_uint8(open_image(self.paths[i]), channels, size)
@@ -86,33 +90,36 @@ class FileSplit(Split):
         return h.hexdigest()
 
     def subset(self, indices):
-        return FileSplit([self.paths[i] for i in indices], [self.targets[i] for i in indices])
+        return FileSplit([self.paths[i] for i in indices], [self.targets[i] for i in indices], self.root,
+                         self.class_where)
 
 
 class DatasetSplit(Split):
-    """A user's map-style Dataset returning (image, label), image a PIL image or a tensor."""
+    """A user's map-style Dataset returning (image, label): image a PIL image, tensor or HxW(xC) array;
+    `targets` are the class indices of `indices` (labels may be names, mapped by the caller)."""
 
-    def __init__(self, dataset, indices: Optional[Sequence[int]] = None):
+    def __init__(self, dataset, indices: Sequence[int], targets: Sequence[int]):
         self.dataset = dataset
-        self.indices = list(range(len(dataset))) if indices is None else list(indices)
-        self.targets = [int(self._label(i)) for i in self.indices]
+        self.indices = list(indices)
+        self.targets = [int(t) for t in targets]
 
-    def _label(self, i):
-        targets = getattr(self.dataset, "targets", None)
-        if targets is not None and len(targets) == len(self.dataset):
-            return targets[i]
-        return self.dataset[i][1]
+    def item(self, i):
+        """The dataset's own image for sample i (PIL, tensor or array), as the user's __getitem__ returns it."""
+        return self.dataset[self.indices[i]][0]
 
     def decode(self, i, channels, size):
-        img = self.dataset[self.indices[i]][0]
+        img = self.item(i)
+        if isinstance(img, np.ndarray):
+            img = Image.fromarray(img if img.ndim == 2 or img.shape[-1] != 1 else img[..., 0])
         if isinstance(img, Image.Image):
             return pil_to_uint8(img, channels, size)
         if isinstance(img, torch.Tensor):
             return tensor_to_uint8(img, channels, size)
-        raise DataError(f"dataset item {self.indices[i]} is a {type(img).__name__}; expected a PIL image or a tensor")
+        raise DataError(f"dataset item {self.indices[i]} is a {type(img).__name__}; "
+                        "expected a PIL image, a tensor or a numpy array")
 
     def subset(self, indices):
-        return DatasetSplit(self.dataset, [self.indices[i] for i in indices])
+        return DatasetSplit(self.dataset, [self.indices[i] for i in indices], [self.targets[i] for i in indices])
 
 
 @dataclass
@@ -164,3 +171,15 @@ def stratified_split(targets, fraction: float, seed: int):
         val_idx += [idx[j] for j in perm[:n_val]]
         train_idx += [idx[j] for j in perm[n_val:]]
     return sorted(train_idx), sorted(val_idx)
+
+
+def check_after_skips(before: Split, after: Split) -> None:
+    """After unreadable files were left out: a class folder with no readable image, or a split with fewer
+    than two classes, is the user's to fix, so say which folder."""
+    lost = sorted(set(before.targets) - set(after.targets))
+    if lost:
+        what = getattr(before, "class_where", {}).get(lost[0], f"class {lost[0]}")
+        raise DataError(f"{what} has no readable images")
+    if len(set(after.targets)) < 2 <= len(set(before.targets)):
+        where = getattr(before, "root", None) or "the split"
+        raise DataError(f"{where} has readable images of fewer than two classes")

@@ -7,23 +7,31 @@ import torch.nn.functional as F
 from .metrics import confusion_matrix, per_class
 
 
-def tta_logits(model, x: torch.Tensor, level: int = 2) -> torch.Tensor:
-    """Average of the model's logits over views: level 1 = image + its mirror; level 2 adds the mirror pair
-    translated by one pixel (up-left and down-right), as the fast CIFAR recipes do."""
-    out = model(x)
+def tta_views(x: torch.Tensor, level: int = 2) -> list:
+    """[(weight, view)] whose weighted sum of logits is the TTA prediction. Level 0: the image; level 1: the
+    image and its mirror, half each; level 2 (the fast CIFAR recipes' choice): that pair keeps half the weight
+    and the pair shifted by one pixel up-left and the pair shifted down-right (reflect padding) share the other
+    half, so small translations the training augmentation taught are averaged over."""
     if level <= 0:
-        return out
-    out = 0.5 * (out + model(x.flip(-1)))
+        return [(1.0, x)]
+    views = [(0.5, x), (0.5, x.flip(-1))]
     if level == 1:
-        return out
-    pad = 1
-    xp = F.pad(x, (pad,) * 4, mode="reflect")
+        return views
     H, W = x.shape[-2:]
-    shifted = 0.0
-    for dy, dx in ((0, 0), (2, 2)):
-        v = xp[..., dy:dy + H, dx:dx + W]
-        shifted = shifted + model(v) + model(v.flip(-1))
-    return 0.5 * out + 0.5 * (shifted / 4)
+    xp = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [xp[..., d:d + H, d:d + W] for d in (0, 2)]  # content moves down-right, then up-left
+    return [(w / 2, v) for w, v in views] + [(0.125, v) for s in shifted for v in (s, s.flip(-1))]
+
+
+def tta_logits(model, x: torch.Tensor, level: int = 2) -> torch.Tensor:
+    """The weighted average of the model's logits over `tta_views(x, level)`."""
+    fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format  # keep the layout the model was set up for
+    out = None
+    for w, v in tta_views(x, level):
+        y = model(v.contiguous(memory_format=fmt)) * w
+        out = y if out is None else out + y
+    return out
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@ def param_groups(model: nn.Module, cfg) -> list:
         wd = cfg.weight_decay
         key = "base"
         if name in norm_bias and cfg.norm_bias_lr_scale != 1.0:
-            lr, key = lr * cfg.norm_bias_lr_scale, "norm_bias"
+            # a faster lr for the biases, but the same decay per step (torch multiplies weight decay by lr)
+            lr, wd, key = lr * cfg.norm_bias_lr_scale, wd / cfg.norm_bias_lr_scale, "norm_bias"
         if cfg.backbone_lr is not None and head_names and name not in head_names:
             key = "backbone_" + key
         groups.setdefault(key, {"params": [], "lr": lr, "weight_decay": wd, "name": key})["params"].append(p)

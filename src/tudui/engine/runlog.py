@@ -29,7 +29,10 @@ def make_run_dir(out: str, name: Optional[str], resume: bool = False) -> str:
 
 
 class RunLog:
-    def __init__(self, run_dir: str, tensorboard: bool = True, append: bool = False):
+    def __init__(self, run_dir: str, tensorboard: bool = True, append: bool = False,
+                 purge_step: Optional[int] = None):
+        """append: continue a resumed run's logs. purge_step: hide TensorBoard events from this step on
+        (the steps a resumed run replays after its checkpoint)."""
         self.run_dir = run_dir
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         if not append and os.path.exists(self.metrics_path):
@@ -38,7 +41,7 @@ class RunLog:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(log_dir=run_dir)
+                self.tb = SummaryWriter(log_dir=run_dir, purge_step=purge_step)
             except ImportError:  # tensorboard is a dependency; keep training if it is broken
                 print("notice: tensorboard is not importable; no event files are written", file=sys.stderr)
 
@@ -49,6 +52,13 @@ class RunLog:
     def write_json(self, name: str, obj) -> None:
         with open(os.path.join(self.run_dir, name), "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=1, ensure_ascii=False)
+
+    def restore(self, rows: list) -> None:
+        """Rewrite metrics.jsonl to exactly `rows` (a resumed run drops epochs logged after its checkpoint)."""
+        tmp = self.metrics_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        os.replace(tmp, self.metrics_path)
 
     def epoch(self, row: dict) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:

@@ -1,26 +1,33 @@
 """The training loop: the course's loss -> zero_grad -> backward -> step, per epoch, with evaluation,
 logging and checkpoints. All state lives in the Trainer object (nothing global), so the same step can
-later run under DDP."""
+later run under DDP.
+
+Resume is exact: a checkpoint holds the model, optimizer, scheduler, grad scaler, EMA, the position inside
+the epoch and every RNG state; data order and augmentation depend only on (seed, epoch, batch index)."""
 from __future__ import annotations
 
 import math
 import os
 import random
+import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt_io
-from ..config import TrainConfig, dump_yaml
+from ..config import TrainConfig
 from ..device import resolve_device
-from ..errors import TuduiError
+from ..errors import CheckpointError, ConfigError, TuduiError
+from .ema import EMA
 from .evaluate import evaluate_model
-from .optim import build_loss, build_optimizer, build_scheduler
+from .optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from .runlog import RunLog, make_run_dir, say
 
 
@@ -38,20 +45,95 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
+    `command`; `exit_code` is 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int, checkpoint: Optional[str] = None):
+        self.exit_code = 128 + int(signum)
+        self.checkpoint = checkpoint
+        self.command = f"tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
+        super().__init__(f"resume with: {self.command}" if checkpoint else "stopped at once")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
 
 
+def rng_state() -> dict:
+    """Every global RNG as tensors and plain lists, so the checkpoint still loads with weights_only."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def load_resume(path: str) -> dict:
+    """The checkpoint to resume from: a file, or a run folder (its last.pt)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "last.pt")
+    return ckpt_io.load(path)
+
+
+def _cpu_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def amp_dtype(kind: str, device: torch.device) -> Optional[torch.dtype]:
+    """--amp bf16|fp16 -> autocast dtype, or None (fp32) with a notice where the device can't do it."""
+    if kind == "none":
+        return None
+    dtype = torch.bfloat16 if kind == "bf16" else torch.float16
+    if device.type == "cuda" and (kind == "fp16" or torch.cuda.is_bf16_supported()):
+        return dtype
+    if device.type == "cpu" and kind == "bf16" and _cpu_bf16():
+        return dtype
+    say(f"notice: --amp {kind} is not supported on this {device.type} device; training in fp32")
+    return None
+
+
+def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
+    """Up to n training images, un-augmented and normalized, for a model's `init_from_data`: taken from the
+    in-memory tensor, or decoded from the split on the stream path."""
+    from ..data.preprocess import normalize_batch
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(loader.n, generator=g)[:n]
+    if loader.images is not None:
+        x = loader.images[idx.to(loader.images.device)]
+    else:
+        pre = loader.pre
+        x = torch.stack([loader.split.decode(int(i), pre["channels"], tuple(pre["size"])) for i in idx])
+        x = x.to(loader.device)
+    return normalize_batch(x, loader.mean, loader.std)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, *, model: Optional[nn.Module] = None, data=None, classes=None,
-                 val_data=None, progress: bool = True):
+                 val_data=None, progress: bool = True, resume: Union[str, dict, None] = None):
         from ..data import load_source
         from ..data.pipeline import prepare
         from .. import models
 
-        self.cfg = cfg
+        # --pretrained / --weights: their resize and normalization unless the user set them
+        cfg = self.cfg = models.apply_preset(cfg)
         self.progress = progress
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -68,24 +150,24 @@ class Trainer:
         n_cls = len(self.classes)
 
         seed_everything(cfg.seed)  # model init independent of how much randomness data preparation used
-        if model is None:
-            self.model_spec = {"name": cfg.model, "args": dict(cfg.model_args), "num_classes": n_cls,
-                               "in_channels": pre["channels"], "img_size": list(pre["size"])}
-            model = models.create(cfg.model, n_cls, in_channels=pre["channels"], img_size=tuple(pre["size"]),
-                                  **cfg.model_args)
-        else:
-            cls = type(model)
-            self.model_spec = {"name": f"{cls.__module__}:{cls.__qualname__}", "args": dict(cfg.model_args),
-                               "num_classes": n_cls, "in_channels": pre["channels"], "img_size": list(pre["size"]),
-                               "user_module": True}
+        # by name or the user's module; weights (not when resuming), head marked, --freeze applied
+        model, self.model_spec = models.build(cfg, n_cls, pre, model=model, load_weights=resume is None)
         self.model = model.to(self.device)
+        if resume is None and hasattr(self.model, "init_from_data"):
+            # data-dependent initialization (fastnet's patch whitening), once, before the EMA copies the model
+            self.model.init_from_data(data_init_sample(self.data.train, seed=cfg.seed))
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
+        self.forward = self._compile() if cfg.compile else self.model
 
         self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, self.total_steps, cfg)
+        self.amp_dtype = amp_dtype(cfg.amp, self.device)
+        # loss scaling only for fp16 on CUDA; a disabled scaler passes every call straight through
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         weights = None
         if cfg.class_weights == "auto":
             counts = torch.tensor(self.data.train_counts, dtype=torch.float32).clamp(min=1)
@@ -94,51 +176,103 @@ class Trainer:
         self.eval_loss_fn = build_loss(cfg, n_cls, None)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
+        # where the current epoch stands: next batch index, running loss sum and count, lr at its start
+        self.position = {"batch": 0, "loss_sum": 0.0, "count": 0, "lr": self.optimizer.param_groups[0]["lr"]}
         self.best = None
+        self.bad_epochs = 0
+        self.stopped_early = False
         self.history: list = []
+        self.run_dir: Optional[str] = None
+        self.stop_signal: Optional[int] = None
+        if resume is not None:
+            self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
+
+    def _compile(self):
+        try:
+            return torch.compile(self.model)
+        except Exception as e:
+            say(f"notice: torch.compile is not available here ({_first_line(e)}); training without it")
+            return self.model
+
+    def _forward(self, x):
+        if self.forward is not self.model:
+            try:
+                return self.forward(x)
+            except Exception as e:  # compilation happens on the first calls; fall back to eager for good
+                say(f"notice: torch.compile failed ({_first_line(e)}); training without it")
+                self.forward = self.model
+        return self.model(x)
 
     # ---- one step, free of global state ----
-    def train_step(self, x, y, batch_index: int) -> float:
-        cfg = self.cfg
-        logits = self.model(x)
-        loss = self.loss_fn(logits, y)
-        if not torch.isfinite(loss):
-            raise TuduiError(f"the loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                             "lower --lr, or add --clip-grad; best.pt and the previous last.pt are intact")
-        (loss / cfg.accumulate).backward()
-        last_of_epoch = batch_index == len(self.data.train) - 1
-        if (batch_index + 1) % cfg.accumulate == 0 or last_of_epoch:
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            self.step += 1
-        return float(loss.detach())
+    def compute_loss(self, x, y) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            logits = self._forward(x)
+        return self.loss_fn(logits.float(), y)
 
-    def train_epoch(self, log: RunLog) -> float:
+    def optimizer_step(self, schedule: bool = True) -> None:
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if schedule:
+            self.scheduler.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def train_step(self, x, y, batch_index: int) -> tuple:
+        """-> (loss value, whether an optimizer step was taken)."""
+        cfg = self.cfg
+        loss = self.compute_loss(x, y)
+        if not torch.isfinite(loss):
+            raise TuduiError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                             "lower --lr, or add --clip-grad; best.pt and the previous last.pt are intact")
+        self.scaler.scale(loss / cfg.accumulate).backward()
+        last_of_epoch = batch_index == len(self.data.train) - 1
+        stepped = (batch_index + 1) % cfg.accumulate == 0 or last_of_epoch
+        if stepped:
+            self.optimizer_step()
+        return float(loss.detach()), stepped
+
+    def train_epoch(self, log: RunLog, last_path: str) -> float:
+        """Run the rest of the current epoch (from self.position); returns its mean training loss.
+        Saves last.pt mid-epoch every --save-every steps, and before stopping on a signal."""
         from tqdm import tqdm
 
         self.model.train()
-        loader = self.data.train
-        total, n = 0.0, 0
-        bar = tqdm(total=len(loader), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", file=sys.stderr,
-                   leave=False, disable=not self.progress, dynamic_ncols=True)
-        for b, (x, y) in enumerate(loader.iterate(self.epoch)):
+        loader, pos = self.data.train, self.position
+        if pos["batch"] == 0:
+            pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
+        bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                   file=sys.stderr, leave=False, disable=not self.progress, dynamic_ncols=True)
+        for b, (x, y) in enumerate(loader.iterate(self.epoch, start=pos["batch"]), pos["batch"]):
             if self.epoch == 0 and b == 0:
                 log.batch_grid(x)
-            loss = self.train_step(x, y, b)
-            total += loss * len(y)
-            n += len(y)
-            log.step_lr(self.step, self.optimizer.param_groups[0]["lr"])
+            loss, stepped = self.train_step(x, y, b)
+            pos["loss_sum"] += loss * len(y)
+            pos["count"] += len(y)
+            pos["batch"] = b + 1
             bar.update(1)
             if b % 10 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}")
+            if not stepped:
+                continue
+            log.step_lr(self.step, self.optimizer.param_groups[0]["lr"])
+            if b + 1 < len(loader):  # the epoch's end writes last.pt anyway, after evaluation
+                every = self.cfg.save_every
+                if self.stop_signal is not None or (every and self.step % every == 0):
+                    self.save(last_path, self.history[-1] if self.history else {})
+                if self.stop_signal is not None:
+                    bar.close()
+                    raise self._interrupted(last_path)
         bar.close()
-        return total / max(1, n)
+        return pos["loss_sum"] / max(1, pos["count"])
 
-    def evaluate(self) -> dict:
-        return evaluate_model(self.model, self.data.val, self.classes, self.eval_loss_fn, tta=self.cfg.tta)
+    def evaluate(self, model: Optional[nn.Module] = None) -> dict:
+        return evaluate_model(self.model if model is None else model, self.data.val, self.classes, self.eval_loss_fn, tta=self.cfg.tta,
+                              amp_dtype=self.amp_dtype)
 
     def _improved(self, row) -> bool:
         key = self.cfg.monitor
@@ -149,19 +283,88 @@ class Trainer:
             return v > self.best + self.cfg.min_delta
         return v < self.best - self.cfg.min_delta
 
+    # ---- checkpoints and resume ----
     def save(self, path: str, row: dict) -> None:
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict(), "position": dict(self.position), "best": self.best,
+                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "history": self.history,
+                 "rng": rng_state()}
+        extra = None
+        if self.ema is not None:
+            state["ema"] = self.ema.counters()
+            extra = {"ema_state_dict": self.ema.state_dict()}
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
-                     metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"},
-                     train_state={"optimizer": self.optimizer.state_dict(),
-                                  "scheduler": self.scheduler.state_dict(),
-                                  "best": self.best, "history": self.history})
+                     metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
+                     extra=extra)
+
+    def load_state(self, ck: dict) -> None:
+        """Continue the run saved in `ck` (a loaded last.pt): weights, optimizer, scheduler, scaler, EMA,
+        position in the epoch, early-stopping state, history and RNG states."""
+        path = ck.get("path", "the checkpoint")
+        ts = ck.get("train_state") or {}
+        if "position" not in ts or "rng" not in ts:
+            raise CheckpointError(f"{path} holds no resumable training state (use the last.pt of a tudui run)")
+        epoch, cfg = int(ck["epoch"]), self.cfg
+        if epoch >= cfg.epochs:
+            raise ConfigError(f"{path} already finished all {epoch} epochs; pass a larger --epochs to extend the run")
+        if ts.get("stopped_early") and cfg.patience == ck["config"].get("patience"):
+            raise ConfigError(f"{path}: the run stopped early at epoch {epoch}; change --patience to continue it")
+        try:
+            self.model.load_state_dict(ckpt_io.clean_state_dict(ck["state_dict"]))
+        except RuntimeError as e:
+            raise CheckpointError(f"the weights in {path} do not fit the model: {_first_line(e)}") from None
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        self.epoch, self.step = epoch, int(ck["step"])
+        # the schedule is a pure function of the step: recompute it, so a larger --epochs reshapes what is left
+        for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            g["lr"] = base * lr_factor(self.step, self.steps_per_epoch, self.total_steps, cfg)
+        if ts.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ts["scaler"])
+        if self.ema is not None:
+            if ck.get("ema_state_dict") is not None:
+                self.ema.load_state_dict(ck["ema_state_dict"], ts.get("ema"))
+            else:
+                self.ema.load_state_dict(self.model.state_dict())
+        self.position = dict(ts["position"])
+        self.best, self.bad_epochs = ts["best"], int(ts["bad_epochs"])
+        self.history = list(ts["history"])
+        self.run_dir = os.path.dirname(os.path.abspath(path)) if path != "the checkpoint" else None
+        set_rng_state(ts["rng"])
+
+    # ---- stop signals ----
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_signal is not None:
+            raise TrainingInterrupted(signum)
+        self.stop_signal = signum
+        # os.write, not print: a handler may run in the middle of another write to stderr
+        os.write(2, f"\n{signal.Signals(signum).name}: finishing this step and saving last.pt "
+                    f"(press Ctrl-C again to stop at once)\n".encode())
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _interrupted(self, last_path: str) -> TrainingInterrupted:
+        e = TrainingInterrupted(self.stop_signal, last_path)
+        b = self.position["batch"]
+        where = f"in epoch {self.epoch + 1} after batch {b}/{len(self.data.train)}" if b else f"after epoch {self.epoch}"
+        say(f"stopped {where} (step {self.step}); saved {last_path}")
+        say(f"resume with: {e.command}")
+        return e
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
-        run_dir = make_run_dir(cfg.out, cfg.name)
-        log = RunLog(run_dir)
+        resumed = self.run_dir is not None
+        run_dir = self.run_dir or make_run_dir(cfg.out, cfg.name)
+        self.run_dir = run_dir
+        cfg.name = os.path.basename(run_dir)  # the resolved config names the folder, for --resume
+        log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
         log.write_config(cfg.to_dict())
+        if resumed:
+            log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
             log.write_json("split.json", self.data.source.holdout)
         for note in self.data.source.notes:
@@ -171,48 +374,64 @@ class Trainer:
             f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
         n_params = sum(p.numel() for p in self.model.parameters())
         say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
+        if resumed:
+            say(f"resuming {run_dir} at epoch {self.epoch + 1}, batch {self.position['batch']}, step {self.step}")
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
-        bad_epochs, stopped = 0, False
+        old_handlers = self._install_signals()
         try:
             while self.epoch < cfg.epochs:
                 t0 = time.perf_counter()
-                lr = self.optimizer.param_groups[0]["lr"]
-                train_loss = self.train_epoch(log)
+                train_loss = self.train_epoch(log, last_path)
+                lr = self.position["lr"]
                 self.epoch += 1
+                self.position = {"batch": 0, "loss_sum": 0.0, "count": 0, "lr": self.optimizer.param_groups[0]["lr"]}
                 last = self.epoch == cfg.epochs
+                row = {"epoch": self.epoch, "train_loss": train_loss, "val_loss": None, "val_acc": None, "lr": lr,
+                       "step": self.step}
                 if self.epoch % cfg.eval_every == 0 or last:
-                    ev = self.evaluate()
-                    val_loss, val_acc = ev["loss"], ev["accuracy"]
-                else:
-                    val_loss = val_acc = None
-                row = {"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
-                       "lr": lr, "step": self.step, "seconds": round(time.perf_counter() - t0, 3)}
+                    ev = self.evaluate(self.ema.module if self.ema is not None else None)
+                    row.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
+                    if self.ema is not None:  # the EMA weights are what gets used; report the raw ones too
+                        raw = self.evaluate()
+                        row.update(raw_val_loss=raw["loss"], raw_val_acc=raw["accuracy"])
+                row["seconds"] = round(time.perf_counter() - t0, 3)
                 self.history.append(row)
                 log.epoch(row)
-                improved = val_acc is not None and self._improved(row)
+                evaluated = row["val_acc"] is not None
+                improved = evaluated and self._improved(row)
                 if improved:
-                    self.best = row[cfg.monitor]
+                    self.best, self.bad_epochs = row[cfg.monitor], 0
+                elif evaluated:
+                    self.bad_epochs += 1
+                if cfg.patience is not None and self.bad_epochs >= cfg.patience and not last:
+                    self.stopped_early = True
                 self.save(last_path, row)
                 if improved:
                     self.save(best_path, row)
-                    bad_epochs = 0
-                elif val_acc is not None:
-                    bad_epochs += 1
-                va = f"{val_acc:.4f}" if val_acc is not None else "-"
-                vl = f"{val_loss:.4f}" if val_loss is not None else "-"
+                va = f"{row['val_acc']:.4f}" if evaluated else "-"
+                vl = f"{row['val_loss']:.4f}" if evaluated else "-"
                 say(f"epoch {self.epoch}/{cfg.epochs}  train_loss {train_loss:.4f}  val_loss {vl}  "
                     f"val_acc {va}  lr {lr:.4g}  {row['seconds']:.1f}s")
-                if cfg.patience is not None and bad_epochs >= cfg.patience:
-                    say(f"early stopping: {cfg.monitor} did not improve for {cfg.patience} epochs")
-                    stopped = True
+                if self.stopped_early:
+                    say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
+                        f"for {cfg.patience} epochs")
                     break
+                if self.stop_signal is not None and not last:
+                    raise self._interrupted(last_path)
         finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
             log.close()
         if not os.path.exists(best_path) and os.path.exists(last_path):
             import shutil
             shutil.copyfile(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
-                           classes=self.classes, stopped_early=stopped)
+                           classes=self.classes, stopped_early=self.stopped_early)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:200]
 
 
 def train(cfg: TrainConfig, **kwargs) -> TrainResult:

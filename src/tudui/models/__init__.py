@@ -2,64 +2,123 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
+from typing import Optional
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError
 from .course import Tudui
+from .fastnet import FastNet
 
 # tudui's own models: name -> constructor(num_classes, in_channels, img_size, **args)
 REGISTRY = {
     "tudui": Tudui,
+    "fastnet": FastNet,
 }
 
 
-def create(name: str, num_classes: int, in_channels: int = 3, img_size=None, **model_args) -> nn.Module:
-    """Build a model by name: a tudui model, a torchvision model, or 'package.module:Class'."""
+def create(name: str, num_classes: int, in_channels: int = 3, img_size=None, *, pretrained: bool = False,
+           weights: Optional[str] = None, **model_args) -> nn.Module:
+    """Build a model by name: a tudui model ('tudui'), a torchvision model ('resnet18'), 'timm:<name>', or
+    'package.module:Class'. pretrained: start from torchvision's (or timm's) weights; weights: a local
+    state_dict / safetensors file for everything but the new head. The head is recorded on the model
+    (tudui_head, tudui_head_params) for freezing and --backbone-lr."""
+    from .finetune import mark_head
+    from .timm_models import PREFIX
+
+    if pretrained and (name in REGISTRY or (":" in name and not name.startswith(PREFIX))):
+        raise ConfigError(f"--pretrained: there are no downloadable weights for '{name}'; "
+                          "use a torchvision or timm:<name> model, or pass --weights FILE")
     if name in REGISTRY:
-        try:
-            return REGISTRY[name](num_classes=num_classes, in_channels=in_channels,
-                                  img_size=img_size or 32, **model_args)
-        except TypeError as e:
-            raise ConfigError(f"model {name}: unknown model argument ({e}); see `tudui models`") from None
-    if ":" in name and not name.startswith("timm:"):
-        return _import_model(name, num_classes, in_channels, img_size, model_args)
-    from .zoo import create_zoo
-    return create_zoo(name, num_classes, in_channels=in_channels, img_size=img_size, **model_args)
+        model = _create_own(name, num_classes, in_channels, img_size, model_args)
+    elif name.startswith(PREFIX):
+        from .timm_models import create_timm
+        model = create_timm(name[len(PREFIX):], num_classes, in_channels=in_channels, img_size=img_size,
+                            pretrained=pretrained, **model_args)
+    elif ":" in name:
+        model = _import_model(name, num_classes, in_channels, img_size, model_args)
+    else:
+        from .zoo import create_zoo
+        model = create_zoo(name, num_classes, in_channels=in_channels, img_size=img_size, pretrained=pretrained,
+                           **model_args)
+    mark_head(model)
+    if weights:
+        from .weights import load_weights_file
+        load_weights_file(model, weights, name)
+    return model
+
+
+def _create_own(name, num_classes, in_channels, img_size, model_args):
+    cls = REGISTRY[name]
+    known = [k for k in inspect.signature(cls).parameters if k not in ("self", "num_classes", "in_channels", "img_size")]
+    unknown = [k for k in model_args if k not in known]
+    if unknown:
+        raise ConfigError(f"model {name} has no argument '{unknown[0]}'; its arguments: {', '.join(known)}")
+    return cls(num_classes=num_classes, in_channels=in_channels, img_size=img_size or 32, **model_args)
 
 
 def input_channels(name: str, native: int) -> int:
-    """Channels the model is built for: tudui's own adapt to the data; zoo models take RGB."""
+    """Channels the model is built for: tudui's own and a user's class adapt to the data; torchvision and
+    timm models take RGB, so grayscale data is converted for them."""
     if name in REGISTRY or (":" in name and not name.startswith("timm:")):
         return native
     return 3
 
 
 def _import_model(path, num_classes, in_channels, img_size, model_args):
+    """'package.module:Class' -> Class(num_classes=..., [in_channels=..., img_size=...,] **model_args): each of
+    those three is passed when the constructor names it (num_classes also to one taking **kwargs)."""
     mod_name, _, cls_name = path.partition(":")
     try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
+        try:
+            obj = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            if os.getcwd() in sys.path:
+                raise
+            sys.path.insert(0, os.getcwd())  # `tudui train --model mynet:MyNet` run next to mynet.py
+            obj = importlib.import_module(mod_name)
+        for part in cls_name.split("."):
+            obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"cannot import model '{path}': {e}") from None
     try:
-        return cls(num_classes=num_classes, **model_args)
-    except TypeError:
-        return cls(**model_args)
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        params = {}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    offered = {"num_classes": num_classes, "in_channels": in_channels, "img_size": img_size}
+    kwargs = {k: v for k, v in offered.items() if k not in model_args and (k in params or (var_kw and k == "num_classes"))}
+    try:
+        model = obj(**kwargs, **model_args)
+    except TypeError as e:
+        raise ConfigError(f"cannot build model '{path}': {e}") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model '{path}' did not build an nn.Module (got {type(model).__name__})")
+    return model
 
 
-def list_models() -> list:
-    """[(name, parameter count for 10 classes)], counted on the meta device so listing stays fast."""
+def list_models(pattern: Optional[str] = None) -> list:
+    """[(name, parameter count for 10 classes)] of tudui's and torchvision's models whose name contains
+    `pattern`; built on the meta device (no weights allocated), so listing stays fast."""
+    from .meta import count_params, params_on_meta
     from .zoo import zoo_names
     rows = []
     for name in list(REGISTRY) + zoo_names():
-        with torch.device("meta"):
-            try:
-                m = create(name, 10, 3, 32 if name in REGISTRY else 224)
-                rows.append((name, sum(p.numel() for p in m.parameters())))
-            except Exception:
-                rows.append((name, None))
+        if pattern and pattern.lower() not in name.lower():
+            continue
+        try:
+            with params_on_meta():
+                m = create(name, 10, 3, 32 if name in REGISTRY else None)
+            rows.append((name, count_params(m)))
+        except Exception:
+            rows.append((name, None))
     return rows
 
 
-__all__ = ["create", "list_models", "REGISTRY", "Tudui", "input_channels"]
+from .finetune import apply_preset, build, freeze_backbone, head_modules  # noqa: E402
+
+__all__ = ["create", "list_models", "REGISTRY", "Tudui", "input_channels", "apply_preset", "build",
+           "freeze_backbone", "head_modules"]

@@ -1,0 +1,161 @@
+"""`tudui preview`: a labelled grid of augmented training samples, as a PNG and in TensorBoard, made by the
+very augmentation code training uses (the batched presets, or the config file's `transforms: train`)."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import DataError
+from .images import open_image, to_mode
+from .splits import DatasetSplit, FileSplit, Split
+
+TILE = 96  # samples are shown at least this large (nearest-neighbour upscaling keeps the pixels visible)
+CJK_FONTS = ("NotoSansCJK-Regular.ttc", "NotoSansSC-Regular.otf", "wqy-microhei.ttc", "wqy-zenhei.ttc",
+             "msyh.ttc", "simhei.ttf", "PingFang.ttc", "Hiragino Sans GB.ttc")
+
+
+def _augmented_presets(split, order, n, cfg, source, size) -> tuple:
+    """The training presets on a uint8 batch, exactly as the loaders call them for batch 0 of epoch 0."""
+    from .augment import AugmentSpec, BatchAugment, batch_seed
+    imgs, idx = [], []
+    for i in order:
+        try:
+            imgs.append(split.decode(i, source.channels, size))
+            idx.append(i)
+        except (DataError, OSError, ValueError):
+            continue  # unreadable: training skips it too
+        if len(imgs) == n:
+            break
+    if not imgs:
+        raise DataError(f"no readable training images in {source.name}")
+    aug = BatchAugment(AugmentSpec.from_config(cfg, size, hflip=source.hflip), flip_seed=cfg.seed)
+    x = torch.stack(imgs)
+    if aug.active:
+        g = torch.Generator().manual_seed(batch_seed(cfg.seed, 0, 0))
+        x = aug(x, g, epoch=0, indices=torch.tensor(idx))
+    return x, idx
+
+
+def _pil_of(split: Split, i: int, channels: int) -> Image.Image:
+    if isinstance(split, FileSplit):
+        return to_mode(open_image(split.paths[i]), channels)
+    if isinstance(split, DatasetSplit) and isinstance(split.item(i), Image.Image):
+        return to_mode(split.item(i), channels)
+    t = split.decode(i, channels, None)
+    return Image.fromarray(t.permute(1, 2, 0).squeeze(-1).numpy())
+
+
+def _augmented_transforms(split, order, n, spec, channels, seed) -> tuple:
+    """The config file's torchvision transforms; a final Normalize is undone for display."""
+    from .preprocess import _parse_item, build_transforms
+    tf = build_transforms(spec)
+    norm = [args for name, args in map(_parse_item, spec) if name == "Normalize"]
+    with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG
+        torch.manual_seed(seed)
+        return _apply(tf, norm, split, order, n, channels)
+
+
+def _apply(tf, norm, split, order, n, channels) -> tuple:
+    imgs, idx = [], []
+    for i in order:
+        try:
+            out = tf(_pil_of(split, i, channels))
+        except (DataError, OSError, ValueError):
+            continue
+        if not isinstance(out, torch.Tensor):
+            raise DataError("the configured train transforms must end with ToTensor (or produce a tensor)")
+        if norm:
+            c = out.shape[0]
+            mean = torch.tensor(norm[-1].get("mean", [0.0] * c), dtype=torch.float32).view(-1, 1, 1)
+            std = torch.tensor(norm[-1].get("std", [1.0] * c), dtype=torch.float32).view(-1, 1, 1)
+            out = out * std + mean
+        imgs.append((out.clamp(0, 1) * 255).round().to(torch.uint8))
+        idx.append(i)
+        if len(imgs) == n:
+            break
+    if not imgs:
+        raise DataError("no readable training images")
+    sizes = {tuple(t.shape) for t in imgs}
+    if len(sizes) > 1:  # transforms without a fixed output size: show each at the first one's size
+        h, w = imgs[0].shape[-2:]
+        imgs = [torch.nn.functional.interpolate(t[None].float(), size=(h, w), mode="nearest")[0].to(torch.uint8)
+                for t in imgs]
+    return torch.stack(imgs), idx
+
+
+def _font(labels, size: int):
+    if any(not s.isascii() for s in labels):
+        for name in CJK_FONTS:
+            try:
+                return ImageFont.truetype(name, size)
+            except OSError:
+                continue
+    return ImageFont.load_default(size=size)
+
+
+def make_grid(x: torch.Tensor, labels: list, cols: int = 8) -> Image.Image:
+    """uint8 (N, C, H, W) + one caption each -> an RGB grid image with the caption under each sample."""
+    n, c, h, w = x.shape
+    scale = max(1, math.ceil(TILE / max(h, w)))
+    th, tw = h * scale, w * scale
+    font = _font(labels, 12)
+    cap = 16
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    pad = 4
+    grid = Image.new("RGB", (cols * (tw + pad) + pad, rows * (th + cap + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for k in range(n):
+        arr = x[k].permute(1, 2, 0).numpy()
+        tile = Image.fromarray(arr[..., 0] if c == 1 else arr[..., :3]).convert("RGB")
+        tile = tile.resize((tw, th), Image.NEAREST)
+        r, q = divmod(k, cols)
+        x0, y0 = pad + q * (tw + pad), pad + r * (th + cap + pad)
+        grid.paste(tile, (x0, y0))
+        text = labels[k]
+        while len(text) > 1 and draw.textlength(text, font=font) > tw:
+            text = text[:-1]
+        draw.text((x0, y0 + th + 1), text, fill=(0, 0, 0), font=font)
+    return grid
+
+
+def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | None = "runs/preview",
+            config: str | None = None, **options) -> str:
+    """Write a grid of `n` augmented training samples with their class names to `out` (PNG) and, unless
+    logdir is None, to TensorBoard under `logdir`. Options are training config keys (augment, img_size,
+    seed, data_dir, transforms via the config file...). Returns the PNG's path."""
+    from ..config import resolve
+    from . import load_source
+    from .pipeline import image_size
+
+    own_dataset = data is not None and not isinstance(data, (str, os.PathLike))
+    if data is not None and not own_dataset:
+        options["data"] = os.fspath(data)
+    cfg = resolve(options, config_file=config)
+    source = load_source(data if own_dataset else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
+                         seed=cfg.seed, val_split=cfg.val_split)
+    split = source.train
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    train_spec = (cfg.transforms or {}).get("train")
+    if train_spec:
+        x, idx = _augmented_transforms(split, order, n, train_spec, source.channels, cfg.seed)
+        how = "config transforms"
+    else:
+        x, idx = _augmented_presets(split, order, n, cfg, source, image_size(cfg, source))
+        how = f"--augment {cfg.augment}"
+    labels = [source.classes[split.targets[i]] for i in idx]
+    grid = make_grid(x, labels)
+    out = os.path.expanduser(out)
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    grid.save(out, format="PNG")
+    if logdir:
+        from torch.utils.tensorboard import SummaryWriter
+        with SummaryWriter(log_dir=os.path.expanduser(logdir)) as tb:
+            tb.add_image(f"preview/{how}", np.asarray(grid), 0, dataformats="HWC")
+            tb.add_text("preview/classes", ", ".join(sorted(set(labels))), 0)
+    return out

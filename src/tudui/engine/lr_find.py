@@ -1,0 +1,118 @@
+"""The learning-rate range test: train from the initial weights while the learning rate grows
+exponentially from `start_lr` to `end_lr`, one batch per value, and stop once the loss diverges.
+A good rate sits where the (smoothed) loss falls fastest, well below where it blows up."""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0,
+                  beta: float = 0.98, progress: bool = True, model=None, data=None) -> dict:
+    """-> {'lrs', 'losses' (smoothed), 'suggested_lr', 'min_loss_lr', 'stopped'}. Nothing is written."""
+    from tqdm import tqdm
+
+    from ..errors import ConfigError
+    from .trainer import Trainer
+
+    if not 0 < start_lr < end_lr:
+        raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
+    if steps < 5:
+        raise ConfigError("lr-find needs --steps of at least 5")
+    tr = Trainer(cfg, model=model, data=data, progress=progress)
+    # keep the groups' ratios to the base lr (--backbone-lr, --norm-bias-lr-scale)
+    ratios = [g["lr"] / cfg.lr for g in tr.optimizer.param_groups]
+    tr.model.train()
+    lrs, losses, avg, best = [], [], 0.0, math.inf
+    stopped = "end"
+    bar = tqdm(total=steps, desc="lr-find", file=sys.stderr, leave=False, disable=not progress)
+    batches = _endless(tr.data.train)
+    for i in range(steps):
+        lr = start_lr * (end_lr / start_lr) ** (i / (steps - 1))
+        for g, r in zip(tr.optimizer.param_groups, ratios):
+            g["lr"] = lr * r
+        x, y = next(batches)
+        loss = tr.compute_loss(x, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            stopped = "not finite"
+            break
+        avg = beta * avg + (1 - beta) * value
+        smooth = avg / (1 - beta ** (i + 1))  # bias-corrected running mean
+        lrs.append(lr)
+        losses.append(smooth)
+        best = min(best, smooth)
+        bar.update(1)
+        if smooth > diverge * best:
+            stopped = "diverged"
+            break
+        tr.scaler.scale(loss).backward()
+        tr.optimizer_step(schedule=False)
+    bar.close()
+    suggested, min_loss_lr = suggest(lrs, losses)
+    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "min_loss_lr": min_loss_lr, "stopped": stopped}
+
+
+def _endless(loader):
+    epoch = 0
+    while True:
+        yield from loader.iterate(epoch)
+        epoch += 1
+
+
+def suggest(lrs: list, losses: list) -> tuple:
+    """-> (suggested lr, lr of the lowest loss / 10). The suggestion is where the loss falls fastest before
+    its minimum, but no more than a tenth of the minimum's lr: when the loss only starts to fall right
+    before it blows up, the steepest point is at the edge of divergence."""
+    from ..errors import TuduiError
+    if len(lrs) < 5:
+        raise TuduiError(f"the loss diverged after {len(lrs)} steps; lower --start-lr")
+    lo = int(np.argmin(losses))
+    min_loss_lr = lrs[lo] / 10
+    skip = len(lrs) // 10  # the first points are mostly the smoothing warming up
+    if lo - skip < 2:
+        return min_loss_lr, min_loss_lr
+    slopes = np.gradient(np.asarray(losses[:lo + 1]), np.log10(lrs[:lo + 1]))
+    steepest = float(lrs[skip + int(np.argmin(slopes[skip:]))])
+    return min(steepest, min_loss_lr), min_loss_lr
+
+
+def plot_png(lrs: list, losses: list, path: str, suggested: Optional[float] = None) -> str:
+    """Loss against learning rate (log axis) as a PNG, drawn with PIL so no plotting library is needed."""
+    from PIL import Image, ImageDraw
+
+    W, H, left, right, top, bottom = 720, 450, 70, 20, 30, 50
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    lx0, lx1 = math.log10(lrs[0]), math.log10(lrs[-1])
+    if lx1 <= lx0:
+        lx1 = lx0 + 1
+    # the y range shows the descent; the divergence at the end leaves through the top
+    lo = int(np.argmin(losses))
+    y0, y1 = losses[lo], max(losses[:lo + 1])
+    y1 = y1 + 0.5 * (y1 - y0) if y1 > y0 else y0 + 1
+    px = lambda lr: left + (math.log10(lr) - lx0) / (lx1 - lx0) * (W - left - right)
+    py = lambda v: top + (y1 - min(v, y1)) / (y1 - y0) * (H - top - bottom)
+    d.rectangle([left, top, W - right, H - bottom], outline="black")
+    for e in range(math.ceil(lx0), math.floor(lx1) + 1):  # a tick per decade
+        x = px(10.0 ** e)
+        d.line([x, H - bottom, x, H - bottom + 5], fill="black")
+        d.line([x, top, x, H - bottom], fill=(230, 230, 230))
+        d.text((x - 12, H - bottom + 8), f"1e{e}", fill="black")
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        d.line([left - 5, py(v), left, py(v)], fill="black")
+        d.text((5, py(v) - 6), f"{v:.3g}", fill="black")
+    d.line([(px(a), py(b)) for a, b in zip(lrs, losses)], fill=(31, 119, 180), width=2)
+    if suggested is not None:
+        x = px(suggested)
+        d.line([x, top, x, H - bottom], fill=(214, 39, 40), width=1)
+        d.text((x + 4, top + 4), f"suggested {suggested:.2e}", fill=(214, 39, 40))
+    d.text((W // 2 - 60, H - 18), "learning rate (log scale)", fill="black")
+    d.text((left, 8), "tudui lr-find: smoothed training loss", fill="black")
+    img.save(path, format="PNG")
+    return path

@@ -1,0 +1,26 @@
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+# keep decoded-data caches of the whole test session out of the user's home
+os.environ.setdefault("TUDUI_CACHE_DIR", tempfile.mkdtemp(prefix="tudui-test-cache-"))
+
+
+def shared_dataset(name: str) -> Path:
+    p = SHARED_DATASETS / name
+    if not p.exists():
+        pytest.skip(f"{p} is not available")
+    return p
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """One short digits run shared by the end-to-end tests (training is the slow part)."""
+    import tudui
+    out = tmp_path_factory.mktemp("runs")
+    return tudui.train("digits", epochs=2, out=str(out), name="d", progress=False, seed=0)
