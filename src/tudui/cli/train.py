@@ -16,7 +16,6 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()) -> None:
             continue
         flag = "--" + f.metadata.get("flag", f.name.replace("_", "-"))
         base = _base_type(types[f.name])
-        default = f.default if f.default is not f.default_factory else None  # noqa: E721
         helptext = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if f.name == "model_args":
             p.add_argument(flag, dest="model_args", action="append", metavar="KEY=VALUE", default=None, help=helptext)

@@ -98,8 +98,9 @@ def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
         return None
     from PIL import Image
     n = len(split)
+    k = min(probe, n)
     sizes = set()
-    for i in sorted({round(k * (n - 1) / max(1, probe - 1)) for k in range(min(probe, n))}):
+    for i in sorted({round(j * (n - 1) / max(1, k - 1)) for j in range(k)}):  # spread over the split
         try:
             with Image.open(split.paths[i]) as im:
                 sizes.add((im.height, im.width))

@@ -8,7 +8,6 @@ import sys
 from typing import Optional
 
 import numpy as np
-import torch
 
 
 def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0,

@@ -372,13 +372,13 @@ class Trainer:
         say(f"data: {len(self.data.train.targets)} train / {len(self.data.val.targets)} val images, "
             f"{len(self.classes)} classes, {self.data.pre['channels']}x{self.data.pre['size'][0]}x"
             f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
-        n_params = sum(p.numel() for p in self.model.parameters())
-        say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
-        if resumed:
-            say(f"resuming {run_dir} at epoch {self.epoch + 1}, batch {self.position['batch']}, step {self.step}")
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
-        old_handlers = self._install_signals()
+        old_handlers = self._install_signals()  # from here on, a signal means "save and stop"
         try:
+            n_params = sum(p.numel() for p in self.model.parameters())
+            say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
+            if resumed:
+                say(f"resuming {run_dir} at epoch {self.epoch + 1}, batch {self.position['batch']}, step {self.step}")
             while self.epoch < cfg.epochs:
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(log, last_path)
