@@ -3,8 +3,9 @@ hits every variant alike:
 
   course_w0, course_w2  the course's way: torchvision ImageFolder + PIL transforms (RandomCrop with
                         padding, RandomHorizontalFlip, ToTensor, Normalize) + DataLoader(num_workers=0 / 2)
-  tudui                 tudui.train(...) as users run it: the in-memory fast path, TensorBoard, everything
-  tudui_cl              the same with channels_last=True
+  tudui                 tudui.train(...) as users run it, defaults: the in-memory fast path, channels_last
+                        on CPU, TensorBoard logging, everything
+  tudui_nchw            the same with channels_last=False (the model's compute exactly as in the bound)
   bound                 the same model and optimizer on batches already in memory: no data work at all
 
 The model is the course's `Tudui` network with the course's optimizer (SGD, lr 0.01), the `basic`
@@ -138,15 +139,16 @@ def bound(batches: list, device, channels_last=False) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def tudui_train(folder: Path, bs: int, device, cache_dir: str, channels_last=False) -> dict:
+def tudui_train(folder: Path, bs: int, device, cache_dir: str, channels_last=None) -> dict:
     """(2) tudui.train as a user calls it; returns its epoch time and what it logged about the loader."""
     import tudui
     err = io.StringIO()
+    extra = {} if channels_last is None else {"channels_last": channels_last}
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stderr(err):
         t0 = time.perf_counter()
         res = tudui.train(str(folder), epochs=1, batch_size=bs, img_size=32, lr=LR, momentum=MOMENTUM,
                           weight_decay=WD, augment="basic", device=str(device), cache_dir=cache_dir,
-                          channels_last=channels_last, out=out, name="bench", progress=False, seed=0)
+                          out=out, name="bench", progress=False, seed=0, **extra)
         wall = time.perf_counter() - t0
     data_line = next((ln for ln in err.getvalue().splitlines() if ln.startswith("data:")), "")
     if "loader: memory" not in data_line:
@@ -262,6 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every variant")
     p.add_argument("--cache-dir", default="~/.cache/tudui", help="tudui's decode cache (and the subset folders)")
     p.add_argument("--save", default=None, help="also write the JSON to this file")
+    p.add_argument("--note", default=None, help="a remark stored with the results (e.g. how busy the machine was)")
     args = p.parse_args(argv)
 
     from tudui.device import resolve_device
@@ -294,7 +297,7 @@ def main(argv=None) -> int:
         "course_w0": lambda bs: course_way(sub, bs, 0, device, mean, std),
         "course_w2": lambda bs: course_way(sub, bs, 2, device, mean, std),
         "tudui": lambda bs: n_img / tudui_train(sub, bs, device, cache_dir)["seconds"],
-        "tudui_cl": lambda bs: n_img / tudui_train(sub, bs, device, cache_dir, channels_last=True)["seconds"],
+        "tudui_nchw": lambda bs: n_img / tudui_train(sub, bs, device, cache_dir, channels_last=False)["seconds"],
         "bound": lambda bs: bound(data[bs][0], device),
     }
     raw = {bs: {k: [] for k in variants} for bs in sizes}
@@ -313,12 +316,12 @@ def main(argv=None) -> int:
         results[str(bs)] = {**{k: round(v, 1) for k, v in med.items()},
                             "tudui/bound": round(med["tudui"] / med["bound"], 3),
                             "tudui/best_course": round(med["tudui"] / best_course, 3),
-                            "tudui_cl/bound": round(med["tudui_cl"] / med["bound"], 3)}
+                            "tudui_nchw/bound": round(med["tudui_nchw"] / med["bound"], 3)}
 
     out = {"benchmark": "tudui training throughput, CIFAR-10 32x32, course network, basic augmentation",
            "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + list(argv or sys.argv[1:])),
            "machine": machine(), "device": str(device), "images_per_measurement": n_img, "repeats": repeats,
-           "data": str(root), "results_images_per_s": results, "raw_images_per_s": {str(k): v for k, v in raw.items()}}
+           "data": str(root), "note": args.note, "results_images_per_s": results, "raw_images_per_s": {str(k): v for k, v in raw.items()}}
 
     if not (args.quick or args.no_epoch):
         # whole epochs as `tudui train` runs them, each between two bound measurements at batch 64
@@ -326,16 +329,18 @@ def main(argv=None) -> int:
         epoch = {"prepare_first_run_s": round(full_prepare, 2),
                  "prepare_cached_s": round(startup_seconds(root, device, cache_dir), 2)}
         bounds = [bound(data[bs][0], device)]
-        for name, cl in (("tudui", False), ("tudui_cl", True)):
+        for name, cl in (("tudui", None), ("tudui_nchw", False)):
             log(f"whole epoch: {name} ...")
             e = tudui_train(root, bs, device, cache_dir, channels_last=cl)
             bounds.append(bound(data[bs][0], device))
             epoch[name] = {"epoch_s": e["seconds"], "wall_s": round(e["wall"], 1), "val_acc": e["val_acc"]}
         b = statistics.median(bounds + raw[bs]["bound"])
+        n_train = sum(1 for f in (root / "train").rglob("*") if f.is_file())
         epoch["bound_img_per_s"] = round(b, 1)
-        epoch["bound_50000_s"] = round(50000 / b, 2)
-        for name in ("tudui", "tudui_cl"):
-            epoch[name]["epoch/bound_50000"] = round(epoch[name]["epoch_s"] / (50000 / b), 3)
+        epoch["train_images"] = n_train
+        epoch["bound_train_images_s"] = round(n_train / b, 2)
+        for name in ("tudui", "tudui_nchw"):  # target: at most 1.12
+            epoch[name]["epoch/bound"] = round(epoch[name]["epoch_s"] / (n_train / b), 3)
         out["whole_epoch_batch_%d" % bs] = epoch
 
         out["data_only_images_per_s"] = {

@@ -476,3 +476,25 @@ def test_mnist_one_epoch_default_settings_reaches_95(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert err.count("md5 mismatch") == 1 and "train-images-idx3-ubyte.gz" in err  # the recompressed copy
     assert r.final["val_acc"] >= 0.95
+
+
+def test_builtin_dataset_defaults_rank_below_user_settings(tmp_path):
+    from tudui.config import resolve
+    assert resolve({"data": "mnist"}).clip_grad == 2.0
+    assert resolve({"data": "CIFAR-10"}).clip_grad == 2.0  # common spellings of the names are accepted
+    assert resolve({"data": "mnist", "clip_grad": 5}).clip_grad == 5.0
+    assert resolve({"data": "mnist", "clip_grad": None}).clip_grad is None
+    assert resolve({"data": "digits"}).clip_grad is None
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: fashion-mnist\nclip_grad: 1.5\n")
+    assert resolve({}, config_file=str(cfg)).clip_grad == 1.5
+
+
+def test_unknown_names_and_paths_are_one_line_errors(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'mnst'.*mnist"):
+        load_source("mnst")
+    with pytest.raises(DataError, match="data path not found"):
+        load_source(str(tmp_path / "nope"))
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match="is a file"):
+        load_source(str(tmp_path / "x.txt"))

@@ -33,6 +33,15 @@ META_ONLY = {"maxvit_t", "regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "vi
              "convnext_large", "efficientnet_v2_l", "wide_resnet101_2", "swin_v2_b"}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny inputs: one thread is faster, and spinning threads burn a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def zoo():
     import torchvision.models as tvm
     return sorted(tvm.list_models(module=tvm))
@@ -190,7 +199,7 @@ def test_models_command_lists_names_with_real_parameter_counts(capsys):
     from tudui.cli import main
     assert main(["models", "resnet1", "--json"]) == 0
     rows = {r["name"]: r["params"] for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"resnet18", "resnet101", "resnet152"}
+    assert set(rows) == {"resnet18", "resnet101", "resnet152", "wide_resnet101_2"}
     assert rows["resnet18"] == sum(p.numel() for p in create("resnet18", 10).parameters()) == 11181642
     assert main(["models", "tudui"]) == 0
     out = capsys.readouterr().out

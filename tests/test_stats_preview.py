@@ -178,7 +178,7 @@ def test_preview_of_augment_none_shows_the_images_themselves(tmp_path):
 
 def test_preview_uses_config_transforms(tmp_path):
     from tudui.data.preview import preview
-    _folder(tmp_path / "d", n=2)
+    _folder(tmp_path / "d", n=3)  # 4 training images after the hold-out
     cfg = tmp_path / "c.yaml"
     cfg.write_text("transforms:\n  train: [{name: RandomCrop, size: 20}, ToTensor, "
                    "{name: Normalize, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}]\n")
@@ -197,3 +197,20 @@ def test_presets_by_image_size_and_flip():
     strong = AugmentSpec.from_config(TrainConfig(augment="strong"), (32, 32))
     assert strong.preset == "strong" and strong.cutout > 0  # TrivialAugment + random erasing
     assert AugmentSpec.from_config(TrainConfig(augment="none"), (32, 32)).preset == "none"
+
+
+def test_stats_of_a_python_dataset(tmp_path):
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            img = Image.new("RGB", (4, 3), (255, 0, 0)) if i % 2 else torch.zeros(3, 5, 5)
+            return img, "red" if i % 2 else "black"
+
+    r = stats(Pairs(), val_split=0.25)
+    tr = r["splits"]["train"]
+    assert r["classes"] == ["black", "red"] and tr["classes"] == {"black": 3, "red": 3}
+    n_red, n_black = 3 * 12, 3 * 25  # pixels: three 4x3 red images, three 5x5 black tensors
+    assert abs(tr["mean"][0] - n_red / (n_red + n_black)) < 1e-4 and tr["mean"][1] == 0
+    assert tr["modes"] == {"RGB": 6} and tr["sizes"]["distinct"] == 2

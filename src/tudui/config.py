@@ -78,8 +78,12 @@ class TrainConfig:
     ema: float = _opt(0.0, "exponential moving average decay of the weights (e.g. 0.999); 0 = off")
     ema_every: int = _opt(1, "update the EMA every N optimizer steps")
     amp: str = _opt("none", "mixed precision", ["none", "bf16", "fp16"])
-    channels_last: bool = _opt(False, "use channels_last memory format")
+    channels_last: Optional[bool] = _opt(None, "channels_last memory format (default: on when training tudui's or "
+                                              "torchvision's models on a CPU, where convolutions run 10-40% faster)")
     compile: bool = _opt(False, "torch.compile the model")
+    progressive_resize: Optional[int] = _opt(None, "train the first epochs on images downscaled to N px, growing "
+                                                   "linearly to full size (cheaper early epochs); off by default")
+    progressive_end: float = _opt(0.75, "fraction of the epochs after which --progressive-resize reaches full size")
     tta: bool = _opt(False, "test-time augmentation (flip and shift) when evaluating")
     # --- checkpoints & control ---
     monitor: str = _opt("val_acc", "metric for best.pt and early stopping", ["val_acc", "val_loss"])
@@ -261,6 +265,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("val_split must be between 0 and 1")
     if cfg.accumulate < 1:
         raise ConfigError("accumulate must be at least 1")
+    if cfg.progressive_resize is not None and cfg.progressive_resize < 4:
+        raise ConfigError("progressive_resize must be at least 4 (pixels)")
+    if not 0 < cfg.progressive_end <= 1:
+        raise ConfigError("progressive_end must be in (0, 1]")
     if not 0 <= cfg.ema < 1:
         raise ConfigError("ema must be in [0, 1) (0 turns it off)")
     if cfg.img_size is not None and cfg.img_size < 1:

@@ -28,6 +28,7 @@ from ..errors import CheckpointError, ConfigError, TuduiError
 from .ema import EMA
 from .evaluate import evaluate_model
 from .optim import build_loss, build_optimizer, build_scheduler, lr_factor
+from .progressive import resize_batch, train_side
 from .runlog import RunLog, make_run_dir, say
 
 
@@ -97,6 +98,17 @@ def _cpu_bf16() -> bool:
         return False
 
 
+def use_channels_last(cfg, model_spec: dict, device: torch.device) -> bool:
+    """--channels-last / --no-channels-last, or by default: on for models built by name (tudui's, torchvision's,
+    timm's) on a CPU, where oneDNN's convolutions are faster in that layout; off for a user's own module, which
+    may reshape with .view() and need NCHW-contiguous tensors."""
+    if cfg.channels_last is not None:
+        return bool(cfg.channels_last)
+    name = str(model_spec.get("name", ""))
+    own = model_spec.get("user_module") or (":" in name and not name.startswith("timm:"))
+    return device.type == "cpu" and not own
+
+
 def amp_dtype(kind: str, device: torch.device) -> Optional[torch.dtype]:
     """--amp bf16|fp16 -> autocast dtype, or None (fp32) with a notice where the device can't do it."""
     if kind == "none":
@@ -156,7 +168,7 @@ class Trainer:
         if resume is None and hasattr(self.model, "init_from_data"):
             # data-dependent initialization (fastnet's patch whitening), once, before the EMA copies the model
             self.model.init_from_data(data_init_sample(self.data.train, seed=cfg.seed))
-        if cfg.channels_last:
+        if use_channels_last(cfg, self.model_spec, self.device):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
         self.forward = self._compile() if cfg.compile else self.model
@@ -247,7 +259,10 @@ class Trainer:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
         bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    file=sys.stderr, leave=False, disable=not self.progress, dynamic_ncols=True)
+        side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
         for b, (x, y) in enumerate(loader.iterate(self.epoch, start=pos["batch"]), pos["batch"]):
+            if side:
+                x = resize_batch(x, side)
             if self.epoch == 0 and b == 0:
                 log.batch_grid(x)
             loss, stepped = self.train_step(x, y, b)

@@ -7,7 +7,6 @@ course's notes teach (activation, dropout, normalization, init) insert layers on
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError

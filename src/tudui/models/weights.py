@@ -22,7 +22,7 @@ READ_TIMEOUT = 60.0  # seconds a stalled download may wait for data
 # auxiliary classifiers of torchvision's GoogLeNet / Inception files: tudui builds those models without them
 AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
 # DenseNet files from torchvision's URLs still use the old 'norm.1'-style names of its layers
-_DENSENET_OLD = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def say(msg: str) -> None:
