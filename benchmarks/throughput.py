@@ -15,7 +15,7 @@ second batch (worker start-up not counted), tudui by the epoch time it reports (
 evaluation and its first batch). The full mode also times whole epochs as `tudui train` runs them (50,000
 training images + evaluation of the 10,000 test images) against the bound's time for 50,000 images.
 
-    python benchmarks/throughput.py            # full: about 5 minutes on 2 quiet cores
+    python benchmarks/throughput.py            # full: 3 to 6 minutes on 2 quiet cores
     python benchmarks/throughput.py --quick    # about 1 minute
     python benchmarks/throughput.py --save benchmarks/results/NAME.json
 
@@ -300,6 +300,8 @@ def main(argv=None) -> int:
         "tudui_nchw": lambda bs: n_img / tudui_train(sub, bs, device, cache_dir, channels_last=False)["seconds"],
         "bound": lambda bs: bound(data[bs][0], device),
     }
+    # one tiny run first, so that one-time imports (TensorBoard, PNG encoding) fall on no variant
+    tudui_train(subset_folder(root, work, 320, 100), sizes[0], device, cache_dir)
     raw = {bs: {k: [] for k in variants} for bs in sizes}
     names = list(variants)
     for r in range(repeats):

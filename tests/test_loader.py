@@ -159,12 +159,15 @@ def test_budget_check_falls_back_to_streaming(tmp_path):
 
 
 def test_folder_of_small_same_size_images_trains_at_its_own_size(tmp_path):
-    same = FileSplit(*write_images(tmp_path / "same", 6, side=12, fmt="jpg"))
+    same = FileSplit(*write_images(tmp_path / "same", 6, side=24, fmt="jpg"))
     src = DataSource(name="s", classes=["a", "b"], splits={"train": same, "val": same})
-    assert image_size(TrainConfig(), src) == (12, 12)
+    assert image_size(TrainConfig(), src) == (24, 24)
     assert image_size(TrainConfig(img_size=20), src) == (20, 20)
-    mixed_paths, labels = write_images(tmp_path / "mixed", 4, side=12)
-    mixed_paths.append(write_images(tmp_path / "other", 1, side=14)[0][0])
+    tiny = FileSplit(*write_images(tmp_path / "tiny", 4, side=10))  # too small for some models: default
+    assert image_size(TrainConfig(), DataSource(name="t", classes=["a", "b"],
+                                                splits={"train": tiny, "val": tiny})) == (64, 64)
+    mixed_paths, labels = write_images(tmp_path / "mixed", 4, side=24)
+    mixed_paths.append(write_images(tmp_path / "other", 1, side=20)[0][0])
     mixed = FileSplit(mixed_paths, labels + [1])
     assert image_size(TrainConfig(), DataSource(name="m", classes=["a", "b"],
                                                 splits={"train": mixed, "val": mixed})) == (64, 64)

@@ -85,14 +85,14 @@ def image_size(cfg, source: DataSource) -> tuple:
     if source.native_size:
         return tuple(source.native_size)
     native = probe_native_size(source.splits.get("train"))
-    if native and max(native) <= DEFAULT_FOLDER_SIZE:
-        return native
+    if native and 16 <= min(native) and max(native) <= DEFAULT_FOLDER_SIZE:
+        return native  # smaller ones are upsampled: not every model takes a 10x10 input
     return (DEFAULT_FOLDER_SIZE, DEFAULT_FOLDER_SIZE)
 
 
 def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
     """(H, W) shared by a sample of a file split's images (headers only), or None. A folder of small
-    same-size images (CIFAR as JPEGs, 28x28 digits) then trains at its own size instead of being
+    same-size images (CIFAR as JPEGs, 28x28 MNIST PNGs) then trains at its own size instead of being
     upsampled to the folder default."""
     if not isinstance(split, FileSplit) or len(split) == 0:
         return None
