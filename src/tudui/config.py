@@ -56,7 +56,7 @@ class TrainConfig:
     freeze: str = _opt("none", "train only the new head (backbone) or everything (none)", ["none", "backbone"])
     backbone_lr: Optional[float] = _opt(None, "learning rate for the pretrained backbone (default: --lr)")
     # --- optimization ---
-    epochs: int = _opt(10, "number of epochs")
+    epochs: int = _opt(15, "number of epochs")
     batch_size: int = _opt(64, "batch size")
     lr: float = _opt(0.05, "learning rate")
     optimizer: str = _opt("sgd", "optimizer", ["sgd", "adam", "adamw"])
@@ -73,7 +73,8 @@ class TrainConfig:
     warmup_epochs: float = _opt(0.0, "linear warmup length in epochs (fractions allowed)")
     class_weights: str = _opt("none", "weight the loss by inverse class frequency", ["none", "auto"])
     sampler: str = _opt("shuffle", "batch sampling", ["shuffle", "balanced"])
-    clip_grad: Optional[float] = _opt(None, "clip gradients to this global norm")
+    clip_grad: Optional[float] = _opt(2.0, "clip gradients to this global norm (none = off); the course's network "
+                                           "without activations diverges at lr 0.05 on MNIST/CIFAR without it")
     accumulate: int = _opt(1, "accumulate gradients over N batches per optimizer step")
     ema: float = _opt(0.0, "exponential moving average decay of the weights (e.g. 0.999); 0 = off")
     ema_every: int = _opt(1, "update the EMA every N optimizer steps")
@@ -205,15 +206,12 @@ def load_yaml(path: str) -> dict:
 
 def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
             recipe: Optional[str] = None) -> TrainConfig:
-    """Defaults < the built-in dataset's defaults < recipe < config file < overrides (CLI flags or keywords)."""
-    from .data.builtin import train_defaults
+    """Defaults < recipe < config file < overrides (CLI flags or keywords)."""
     from .recipes import get_recipe
 
     merged: dict = {}
     file_values = load_yaml(config_file) if config_file else {}
     overrides = dict(overrides or {})
-    # a built-in dataset's own defaults (e.g. mnist: clip_grad) rank just above the generic ones
-    merged.update(train_defaults(overrides.get("data", file_values.get("data", TrainConfig.data))))
     recipe = overrides.get("recipe") or file_values.get("recipe") or recipe
     if recipe:
         merged.update(get_recipe(recipe))

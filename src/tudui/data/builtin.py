@@ -291,13 +291,6 @@ BUILTINS = {
 }
 
 
-# Config values that suit a built-in dataset better than the generic defaults; they sit between the generic
-# defaults and a recipe, config file or flag (config.resolve). With the default lr 0.05 and momentum 0.9 the
-# course's network (no activations) diverged within the first 100 steps on MNIST (3 seeds of 3) and on
-# CIFAR-10 (seed 0); warmup only delays it. Clipping the gradient norm at 2 keeps that lr: one MNIST epoch
-# then reaches ~98.6% test accuracy.
-TRAIN_DEFAULTS = {name: {"clip_grad": 2.0} for name in ("mnist", "fashion-mnist", "cifar10", "cifar100")}
-
 ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10",
            "cifar-100": "cifar100"}
 
@@ -311,12 +304,6 @@ def builtin_key(name: str):
 
 CLIP_NOTE = ("{}: gradients are clipped at norm 2 unless --clip-grad says otherwise (this dataset's default: "
              "the course's network can diverge at the default lr without it)")
-
-
-def train_defaults(spec) -> dict:
-    """The dataset's own config defaults when `spec` names a built-in dataset, else {}."""
-    key = builtin_key(spec) if isinstance(spec, str) else None
-    return dict(TRAIN_DEFAULTS.get(key, {}))
 
 
 def load_builtin(name: str, data_dir: str = "~/.cache/tudui/data", **kwargs) -> DataSource:
