@@ -212,3 +212,22 @@ def test_board_absolute_logdir_and_free_port(tmp_path):
         assert url.endswith(f":{port}/")
     with pytest.raises(tudui.TuduiError):
         board_command(str(tmp_path / "missing"))
+
+
+def test_python_dataset_checkpoint_needs_data_for_eval(tmp_path):
+    """A run on a Python Dataset records no reloadable data: eval says to pass it, and accepts it."""
+    class Squares(torch.utils.data.Dataset):
+        classes = ["dark", "light"]
+
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            label = i % 2
+            return torch.full((1, 8, 8), 0.2 + 0.6 * label), label
+
+    r = tudui.train(data=Squares(), epochs=1, out=str(tmp_path), name="sq", progress=False, threads=1)
+    with pytest.raises(tudui.TuduiError, match="--data"):
+        tudui.evaluate(r.best_path)
+    rep = tudui.evaluate(r.best_path, data=Squares())
+    assert rep["classes"] == ["dark", "light"] and rep["num_samples"] == 8

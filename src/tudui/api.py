@@ -41,7 +41,7 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
-             model: Optional[nn.Module] = None) -> dict:
+             model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False) -> dict:
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
     (by default the held-out split of the data it was trained on)."""
     from .data import load_source
@@ -54,8 +54,10 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     cfg.device = str(clf.device)
     spec = data if data is not None else cfg.data
     if not spec:  # e.g. a checkpoint made by `tudui import` from a bare .pth
-        raise DataError("the checkpoint records no training data; pass the data to evaluate on with --data")
-    source = load_source(spec, data_dir=cfg.data_dir, seed=cfg.seed, val_split=cfg.val_split)
+        raise DataError("the checkpoint records no data it can reload (imported, or trained on a Python Dataset); "
+                        "pass the data to evaluate on with --data")
+    source = load_source(spec, data_dir=data_dir or cfg.data_dir, download=download, seed=cfg.seed,
+                         val_split=cfg.val_split)
     if list(source.classes) != list(clf.classes):
         raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")
     source.channels = clf.preprocess["channels"]

@@ -7,6 +7,8 @@ def add_parser(sub, name):
     p = sub.add_parser(name, help="evaluate a checkpoint: loss, accuracy, per-class metrics, confusion matrix")
     p.add_argument("checkpoint", help="a tudui checkpoint (.pt) or a run folder")
     p.add_argument("--data", default=None, help="data spec (default: the data the checkpoint was trained on)")
+    p.add_argument("--data-dir", default=None, help="root of built-in datasets (default: as in training)")
+    p.add_argument("--download", action="store_true", help="allow downloading a missing built-in dataset")
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="which split (default: the held-out split)")
     p.add_argument("--tta", action=__import__("argparse").BooleanOptionalAction, default=None,
@@ -18,7 +20,8 @@ def add_parser(sub, name):
 
 def run(args):
     from ..api import evaluate
-    r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta)
+    r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta,
+                 data_dir=args.data_dir, download=args.download)
     if args.json:
         print_json(r)
         return 0

@@ -154,6 +154,8 @@ class Trainer:
 
         source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
                              seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
+        if data is not None and not isinstance(data, (str, os.PathLike)):
+            cfg.data = ""  # a Python Dataset: nothing a later `tudui eval` could reload by name
         if model is None:
             source.channels = models.input_channels(cfg.model, source.channels)
         self.data = prepare(source, cfg, self.device)
