@@ -132,3 +132,19 @@ def test_recipe_end_to_end_on_a_tiny_folder(tmp_path):
     ck = load_ckpt(res.last_path)
     w = ck["state_dict"]["whiten.weight"]
     assert torch.equal(w[12:], -w[:12])  # the whitening init ran on the training images
+
+
+def test_data_init_sample_is_the_same_on_memory_and_stream_paths(tmp_path):
+    from tudui.data import load_source
+    from tudui.data.pipeline import prepare
+    from tudui.engine.trainer import data_init_sample
+
+    data = _image_folder(tmp_path / "data", n_train=6, n_test=2, size=16)
+    samples = []
+    for kind in ("memory", "stream"):
+        cfg = resolve({"data": str(data), "loader": kind, "cache_dir": str(tmp_path / "cache")})
+        prepared = prepare(load_source(str(data)), cfg, "cpu")
+        samples.append(data_init_sample(prepared.train, n=10, seed=1))
+    assert samples[0].shape == (10, 3, 16, 16) and samples[0].dtype == torch.float32
+    assert torch.equal(samples[0], samples[1])
+    assert abs(float(samples[0].mean())) < 1.0  # normalized, not raw 0-255 values
