@@ -26,6 +26,7 @@ def _fast_cifar(widths: str, epochs: int, batch_size: int = 256) -> dict:
         img_size=32, augment="basic", translate=2, alt_flip=True,  # 2-px translate, flips alternating per epoch
         optimizer="sgd", momentum=0.85, nesterov=True, lr=1.5 * batch_size / 1024, weight_decay=1.33e-3,
         norm_bias_lr_scale=64.0, label_smoothing=0.2,
+        clip_grad=None,  # unclipped, as published (tudui's default clips at 2)
         scheduler="onecycle", warmup_epochs=0.0,  # triangle: up over the first quarter, then down to zero
         batch_size=batch_size, epochs=epochs, progressive_resize=20, progressive_end=0.7,
         tta=True, eval_every=1000,  # evaluate (with flip + shift TTA) after the last epoch only

@@ -69,7 +69,8 @@ class FastNet(nn.Module):
         k = int(whiten_kernel)
         h = img_size if isinstance(img_size, int) else min(img_size)
         if h - k + 1 < 8:
-            raise ConfigError(f"fastnet pools three times by 2 and needs images of at least {k + 7}x{k + 7}, got {img_size}")
+            raise ConfigError(f"fastnet pools three times by 2 and needs images of at least {k + 7}x{k + 7}, "
+                              f"got {img_size}")
         self.whiten_eps, self.whiten_samples = float(whiten_eps), int(whiten_samples)
         self.use_whiten = bool(whiten)
         # 2 * (patch dimension) channels: each whitened direction and its negative, so the activation keeps both signs
