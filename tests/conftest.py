@@ -11,6 +11,16 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 os.environ.setdefault("TUDUI_CACHE_DIR", tempfile.mkdtemp(prefix="tudui-test-cache-"))
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Test inputs are tiny: one thread is faster, and torch's spinning threads burn a shared 2-core machine."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def shared_dataset(name: str) -> Path:
     p = SHARED_DATASETS / name
     if not p.exists():

@@ -19,15 +19,6 @@ from tudui.models import weights as weights_mod
 from tudui.models.weights import IMAGENET_MEAN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs: one thread is faster, and spinning threads burn a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Two easy classes (bright vs dark squares), 8 images each."""

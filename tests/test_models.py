@@ -33,15 +33,6 @@ META_ONLY = {"maxvit_t", "regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "vi
              "convnext_large", "efficientnet_v2_l", "wide_resnet101_2", "swin_v2_b"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs: one thread is faster, and spinning threads burn a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def zoo():
     import torchvision.models as tvm
     return sorted(tvm.list_models(module=tvm))
