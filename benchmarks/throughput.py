@@ -103,26 +103,18 @@ def course_way(folder: Path, bs: int, workers: int, device, mean, std) -> float:
     ds = torchvision.datasets.ImageFolder(str(folder / "train"), transform=tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers)
     model, opt, loss_fn = course_model(device)
-    model.train()
-    n, t0 = 0, None
-    for x, y in dl:
-        x, y = x.to(device), y.to(device)
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if t0 is None:  # start the clock after the first batch: worker start-up is not counted
-            _sync(device)
-            t0 = time.perf_counter()
-        else:
-            n += len(y)
-    _sync(device)
-    return n / (time.perf_counter() - t0)
+    return _timed_steps(model, opt, loss_fn, ((x.to(device), y.to(device)) for x, y in dl), device)
 
 
 def bound(batches: list, device, channels_last=False) -> float:
     """(3) The same model and optimizer on batches already in memory, as the course writes the loop."""
     model, opt, loss_fn = course_model(device, channels_last)
+    return _timed_steps(model, opt, loss_fn, batches, device)
+
+
+def _timed_steps(model, opt, loss_fn, batches, device) -> float:
+    """Train on `batches`; images/s with the clock started after the first batch (worker start-up and
+    first-call overheads are not counted)."""
     model.train()
     n, t0 = 0, None
     for x, y in batches:
