@@ -40,9 +40,9 @@ def machine(device: str) -> dict:
     return info
 
 
-def warm_cache(recipe: str, data: str, extra: list) -> None:
+def warm_cache(recipe: str, data: str, extra: list) -> dict:
     """Decode the data into tudui's cache (if it is not there yet) before any clock starts, with the same
-    options the timed runs get."""
+    options the timed runs get. Returns the resolved training config (seed aside)."""
     from tudui.cli.train import add_parser, collect_overrides
     from tudui.config import resolve
     from tudui.data import load_source
@@ -53,6 +53,7 @@ def warm_cache(recipe: str, data: str, extra: list) -> None:
     cfg = resolve(collect_overrides(p.parse_args(["train", "--recipe", recipe, "--data", data, *extra])))
     source = load_source(cfg.data, data_dir=cfg.data_dir, seed=cfg.seed, val_split=cfg.val_split)
     prepare(source, cfg, "cpu")
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "out", "name")}
 
 
 def run_seed(recipe: str, data: str, seed: int, device: str, out: str, extra: list) -> dict:
@@ -80,20 +81,33 @@ def main(argv=None) -> int:
     ap.add_argument("--recipe", default="cifar10-speed")
     ap.add_argument("--data", default=os.path.expanduser("~/.cache/tudui/cifar10-jpeg"),
                     help="the extracted CIFAR-10 JPEG folder (train/ and test/ of class folders)")
-    ap.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=3, help="run N seeds: --first-seed .. --first-seed + N - 1")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--include", default=None, metavar="JSON",
+                    help="an earlier result of this script (same recipe and extra arguments) whose runs count too, "
+                         "so seeds measured one at a time add up to one mean")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="parent folder of the runs (default: a temporary folder)")
     ap.add_argument("--save", default=None, help="also write the JSON to this file")
     ap.add_argument("--note", default="", help="free text stored with the result (e.g. how loaded the machine was)")
     args, extra = ap.parse_known_args(argv)
     out = args.out or tempfile.mkdtemp(prefix="tudui-speed-")
-    warm_cache(args.recipe, args.data, extra)
+    config = warm_cache(args.recipe, args.data, extra)
     runs = []
-    for seed in range(args.seeds):
+    if args.include:
+        with open(args.include) as fh:
+            earlier = json.load(fh)
+        if earlier.get("config") != config or earlier["machine"]["device"] != args.device:
+            sys.exit(f"{args.include} measured another configuration or device than this run would "
+                     f"(compare its 'config' with `tudui train --recipe {args.recipe} --print-config`)")
+        runs = list(earlier["runs"])
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        if any(r["seed"] == seed for r in runs):
+            sys.exit(f"seed {seed} is already in {args.include}")
         runs.append(run_seed(args.recipe, args.data, seed, args.device, out, extra))
         print(f"seed {seed}: accuracy {runs[-1]['accuracy']:.4f} in {runs[-1]['seconds']:.0f} s", file=sys.stderr)
     n = len(runs)
-    result = {"recipe": args.recipe, "data": args.data, "extra_args": extra, "note": args.note,
+    result = {"recipe": args.recipe, "data": args.data, "extra_args": extra, "config": config, "note": args.note,
               "runs": runs, "mean_accuracy": round(sum(r["accuracy"] for r in runs) / n, 5),
               "mean_seconds": round(sum(r["seconds"] for r in runs) / n, 1),
               "machine": machine(args.device), "runs_folder": out,

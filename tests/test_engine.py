@@ -16,7 +16,7 @@ import tudui
 from tudui import checkpoint as ckpt_io
 from tudui.config import resolve
 from tudui.engine import optim
-from tudui.engine.ema import EMA
+from tudui.engine.ema import EMA, Lookahead
 from tudui.engine.trainer import Trainer, amp_dtype
 from tudui.errors import TuduiError
 
@@ -112,6 +112,29 @@ def test_ema_follows_its_formula():
     assert torch.allclose(ema.module.weight, d * w0 + (1 - d) * 1.0)
     assert ema.counters() == {"steps": 2, "updates": 1}
     assert not ema.module.training and not ema.module.weight.requires_grad
+
+
+def test_lookahead_follows_its_formula_and_ends_on_the_average():
+    model = nn.Linear(2, 1, bias=False)
+    la = Lookahead(model, decay=0.9, every=2)
+    w0 = model.weight.detach().clone()
+    assert la.decay_at(10, 20) == pytest.approx(min(0.81 * 0.5 ** 3, 1 / 10))  # cubic ramp, capped early on
+    la.updates = 50
+    assert la.decay_at(20, 20) == pytest.approx(0.81)  # the full decay at the end of a long run
+    la.updates = 0
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    la.update(model, step=1, total=5)  # not a multiple of every: nothing happens
+    assert torch.equal(model.weight, torch.ones_like(w0))
+    la.update(model, step=2, total=5)
+    d = min(0.81 * (2 / 5) ** 3, 1 / 10)
+    slow = d * w0 + (1 - d) * 1.0
+    assert torch.allclose(model.weight, slow) and torch.allclose(la.slow["weight"], slow)  # weights = slow
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    la.update(model, step=5, total=5)  # the last step averages even off the every-N grid
+    d = min(0.81, 2 / 11)
+    assert torch.allclose(model.weight, d * slow + (1 - d) * 3.0) and la.updates == 2
 
 
 def test_amp_falls_back_to_fp32_with_a_notice(capsys):

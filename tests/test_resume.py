@@ -16,9 +16,10 @@ from tudui.engine.trainer import Trainer, TrainingInterrupted
 from tudui.errors import ConfigError
 
 # everything that carries state across steps: dropout (global RNG), augmentation, momentum, a warmup+cosine
-# schedule, gradient accumulation with a short last group, EMA and BatchNorm statistics
+# schedule, gradient accumulation with a short last group, EMA, lookahead and BatchNorm statistics
 STATEFUL = dict(data="digits", epochs=2, batch_size=64, threads=1, seed=3, augment="basic", accumulate=2,
                 warmup_epochs=0.5, scheduler="cosine", ema=0.9, ema_every=2, sampler="balanced",
+                lookahead=0.9, lookahead_every=3,
                 model_args={"dropout": 0.3, "norm": "batchnorm", "activation": "relu"})
 
 
@@ -32,7 +33,7 @@ def without_time(history):
 
 def assert_same_run(a_dir, b_dir):
     a, b = ckpt_io.load(os.path.join(a_dir, "last.pt")), ckpt_io.load(os.path.join(b_dir, "last.pt"))
-    for key in ("state_dict", "ema_state_dict"):
+    for key in ("state_dict", "ema_state_dict", "lookahead_state_dict"):
         assert a[key].keys() == b[key].keys()
         for k in a[key]:
             assert torch.equal(a[key][k], b[key][k]), (key, k)

@@ -51,6 +51,37 @@ def test_fastnet_shapes_frozen_bn_scale_and_norm_bias_lr():
     assert opt.defaults["nesterov"] and opt.defaults["momentum"] == pytest.approx(0.85)
 
 
+def test_whitening_bias_trains_for_its_epochs_only_and_then_no_gradient_reaches_the_stem():
+    model = FastNet(widths="8,16,16", whiten_bias_epochs=2)
+    model.init_from_data(_correlated_images(size=32))
+    x = torch.randn(4, 3, 32, 32)
+    model.set_epoch(1)
+    model(x).sum().backward()
+    assert model.whiten.bias.grad is not None
+    model.zero_grad(set_to_none=True)
+    model.set_epoch(2)
+    assert not model.whiten(x).requires_grad  # frozen stem: the first block skips its input gradient
+    model(x).sum().backward()
+    assert model.whiten.bias.grad is None and model.block1.conv1.weight.grad is not None
+    always = FastNet(widths="8,16,16")  # default: the bias trains throughout
+    always.set_epoch(100)
+    assert always.whiten.bias.requires_grad
+
+
+def test_block1_freezes_after_its_epochs_and_its_backward_is_skipped():
+    model = FastNet(widths="8,16,16", whiten_bias_epochs=1, block1_epochs=2)
+    x = torch.randn(4, 3, 32, 32)
+    model.set_epoch(1)
+    assert model.block1.conv1.weight.requires_grad and model.block1.norm1.bias.requires_grad
+    model.set_epoch(2)
+    assert not any(p.requires_grad for p in model.block1.parameters())
+    assert not model.block1(model.act0(model.whiten(x))).requires_grad  # nothing before block2 needs a gradient
+    model(x).sum().backward()
+    assert model.block1.conv2.weight.grad is None and model.block2.conv1.weight.grad is not None
+    model.set_epoch(0)  # a model reused from the start trains everything again; BN scales stay frozen
+    assert model.block1.conv1.weight.requires_grad and not model.block1.norm1.weight.requires_grad
+
+
 def test_tta_averages_the_views_it_says():
     x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).view(2, 3, 5, 5)
     views = tta_views(x, 2)
@@ -100,6 +131,8 @@ def test_recipe_is_a_bundle_of_general_options():
     assert (cfg.model, cfg.tta, cfg.alt_flip, cfg.label_smoothing, cfg.nesterov) == ("fastnet", True, True, 0.2, True)
     assert cfg.norm_bias_lr_scale == 64 and cfg.scheduler == "onecycle" and cfg.translate == 2
     assert cfg.clip_grad is None and cfg.progressive_resize == 20 and cfg.batch_size == 256
+    assert cfg.lookahead == 0.95 and cfg.model_args["whiten_bias_epochs"] == 3 and cfg.model_args["block1_epochs"] == 5
+    assert resolve({"recipe": "course"}).clip_grad is None  # the course's loop, unclipped
     big = resolve({"recipe": "cifar10-speed94", "epochs": 3})  # a flag still overrides the recipe
     assert big.model_args["widths"] == "64,256,256" and big.epochs == 3
 
@@ -123,7 +156,7 @@ def test_recipe_end_to_end_on_a_tiny_folder(tmp_path):
     from tudui.checkpoint import load as load_ckpt
 
     data = _image_folder(tmp_path / "data")
-    res = tudui.train(str(data), recipe="cifar10-speed", epochs=2, batch_size=32, lr=0.05,
+    res = tudui.train(str(data), recipe="cifar10-speed", epochs=2, batch_size=16, lr=0.05,
                       model_args={"widths": "8,16,16"}, out=str(tmp_path / "runs"), name="r", progress=False,
                       threads=1, cache_dir=str(tmp_path / "cache"))
     assert [r["val_acc"] is None for r in res.history] == [True, False]  # evaluated after the last epoch only

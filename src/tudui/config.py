@@ -78,6 +78,10 @@ class TrainConfig:
     accumulate: int = _opt(1, "accumulate gradients over N batches per optimizer step")
     ema: float = _opt(0.0, "exponential moving average decay of the weights (e.g. 0.999); 0 = off")
     ema_every: int = _opt(1, "update the EMA every N optimizer steps")
+    lookahead: float = _opt(0.0, "lookahead: every --lookahead-every steps pull the weights into a slow average "
+                                 "whose decay per step grows as D*(t/T)^3 over the run, and end on the average "
+                                 "(airbench uses 0.95); 0 = off")
+    lookahead_every: int = _opt(5, "steps between lookahead averages")
     amp: str = _opt("none", "mixed precision", ["none", "bf16", "fp16"])
     channels_last: Optional[bool] = _opt(None, "channels_last memory format (default: on when training tudui's or "
                                               "torchvision's models on a CPU, where convolutions run 10-40% faster)")
@@ -269,6 +273,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("progressive_end must be in (0, 1]")
     if not 0 <= cfg.ema < 1:
         raise ConfigError("ema must be in [0, 1) (0 turns it off)")
+    if not 0 <= cfg.lookahead < 1:
+        raise ConfigError("lookahead must be in [0, 1) (0 turns it off)")
     if cfg.img_size is not None and cfg.img_size < 1:
         raise ConfigError("img_size must be positive")
 

@@ -25,7 +25,7 @@ from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
 from ..errors import CheckpointError, ConfigError, TuduiError
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .evaluate import evaluate_model
 from .optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from .progressive import resize_batch, train_side
@@ -178,6 +178,7 @@ class Trainer:
             for loader in (self.data.train, self.data.val):  # batches in the model's layout
                 loader.channels_last = True
         self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
+        self.lookahead = Lookahead(self.model, cfg.lookahead, cfg.lookahead_every) if cfg.lookahead > 0 else None
         self.forward = self._compile() if cfg.compile else self.model
 
         self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
@@ -238,6 +239,8 @@ class Trainer:
         if schedule:
             self.scheduler.step()
         self.step += 1
+        if self.lookahead is not None:
+            self.lookahead.update(self.model, self.step, self.total_steps)
         if self.ema is not None:
             self.ema.update(self.model)
 
@@ -261,6 +264,8 @@ class Trainer:
         from tqdm import tqdm
 
         self.model.train()
+        if hasattr(self.model, "set_epoch"):  # e.g. fastnet stops training its whitening bias after N epochs
+            self.model.set_epoch(self.epoch)
         loader, pos = self.data.train, self.position
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
@@ -315,6 +320,9 @@ class Trainer:
         if self.ema is not None:
             state["ema"] = self.ema.counters()
             extra = {"ema_state_dict": self.ema.state_dict()}
+        if self.lookahead is not None:
+            state["lookahead_updates"] = self.lookahead.updates
+            extra = dict(extra or {}, lookahead_state_dict=self.lookahead.state_dict())
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
@@ -349,6 +357,9 @@ class Trainer:
                 self.ema.load_state_dict(ck["ema_state_dict"], ts.get("ema"))
             else:
                 self.ema.load_state_dict(self.model.state_dict())
+        if self.lookahead is not None:
+            self.lookahead.load_state_dict(ck.get("lookahead_state_dict") or self.model.state_dict(),
+                                           ts.get("lookahead_updates", 0))
         self.position = dict(ts["position"])
         self.best, self.bad_epochs = ts["best"], int(ts["bad_epochs"])
         self.history = list(ts["history"])

@@ -61,7 +61,7 @@ class FastNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, img_size=32, widths="64,128,128",
                  whiten: bool = True, whiten_kernel: int = 2, whiten_eps: float = 5e-4, whiten_samples: int = 5000,
                  act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4, bn_eps: float = 1e-12,
-                 dirac: bool = True):
+                 dirac: bool = True, whiten_bias_epochs=None, block1_epochs=None):
         super().__init__()
         if act not in ACTS:
             raise ConfigError(f"model argument act must be one of {', '.join(ACTS)}, got '{act}'")
@@ -73,6 +73,13 @@ class FastNet(nn.Module):
                               f"got {img_size}")
         self.whiten_eps, self.whiten_samples = float(whiten_eps), int(whiten_samples)
         self.use_whiten = bool(whiten)
+        # the whitening bias trains for the first N epochs only; frozen, no gradient reaches the stem, which
+        # saves the first block's input gradient (about 9% of a step at 32 px)
+        self.whiten_bias_epochs = _epochs_arg(whiten_bias_epochs)
+        # the first block trains for the first N epochs only (FreezeOut, Brock et al. 2017): once it and the
+        # stem are frozen, a step skips the first block's backward and the second block's input gradient,
+        # about a third of a step at 32 px, at the point of the run where the lr is already falling
+        self.block1_epochs = _epochs_arg(block1_epochs)
         # 2 * (patch dimension) channels: each whitened direction and its negative, so the activation keeps both signs
         self.whiten = nn.Conv2d(in_channels, 2 * in_channels * k * k, k, padding=0, bias=True)
         if self.use_whiten:
@@ -94,6 +101,15 @@ class FastNet(nn.Module):
                     with torch.no_grad():
                         nn.init.dirac_(m.weight[:n])
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based)."""
+        if self.whiten_bias_epochs is not None:
+            self.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
+        if self.block1_epochs is not None:
+            for name, p in self.block1.named_parameters():
+                if not name.endswith("norm1.weight") and not name.endswith("norm2.weight"):  # BN scales stay frozen
+                    p.requires_grad_(epoch < self.block1_epochs)
+
     def forward(self, x):
         x = self.act0(self.whiten(x))
         x = self.block3(self.block2(self.block1(x)))
@@ -110,6 +126,10 @@ class FastNet(nn.Module):
         w = whitening_weights(x, self.whiten.kernel_size[0], self.whiten_eps)
         w = w.to(self.whiten.weight.device, self.whiten.weight.dtype)
         self.whiten.weight.copy_(torch.cat([w, -w]).view_as(self.whiten.weight))
+
+
+def _epochs_arg(v):
+    return None if v in (None, "", "none") else int(v)
 
 
 def patches(x: torch.Tensor, k: int) -> torch.Tensor:
