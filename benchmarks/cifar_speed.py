@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="run N seeds: --first-seed .. --first-seed + N - 1")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--include", default=None, metavar="JSON",
-                    help="an earlier result of this script (same recipe and extra arguments) whose runs count too, "
-                         "so seeds measured one at a time add up to one mean")
+                    help="an earlier result of this script whose runs count too (its resolved config and device must "
+                         "be this run's), so seeds measured one at a time add up to one mean")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="parent folder of the runs (default: a temporary folder)")
     ap.add_argument("--save", default=None, help="also write the JSON to this file")
