@@ -166,3 +166,15 @@ def test_save_every_writes_mid_epoch_checkpoints_and_lr_is_logged_per_step(tmp_p
     ev = EventAccumulator(r.run_dir)
     ev.Reload()
     assert [e.step for e in ev.Scalars("train/lr")] == list(range(1, n + 1))
+
+
+def test_muon_run_resumes_bit_exact(tmp_path, monkeypatch):
+    kw = dict(optimizer="muon", muon_lr=0.01, muon_fixed_norm=True)
+    ref = Trainer(run_cfg(tmp_path, "mref", **kw), progress=False).fit()
+    t = Trainer(run_cfg(tmp_path, "mcut", **kw), progress=False)
+    interrupt_at(t, monkeypatch, batches=27)  # in the second epoch
+    with pytest.raises(TrainingInterrupted):
+        t.fit()
+    r = tudui.train(resume=str(tmp_path / "mcut" / "last.pt"), progress=False)
+    assert_same_run(ref.run_dir, r.run_dir)
+    assert ckpt_io.load(r.last_path)["train_state"]["optimizer"]["param_groups"][0]["muon"] is True

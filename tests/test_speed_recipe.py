@@ -131,7 +131,8 @@ def test_recipe_is_a_bundle_of_general_options():
     assert (cfg.model, cfg.tta, cfg.alt_flip, cfg.label_smoothing, cfg.nesterov) == ("fastnet", True, True, 0.2, True)
     assert cfg.norm_bias_lr_scale == 64 and cfg.scheduler == "onecycle" and cfg.translate == 2
     assert cfg.clip_grad is None and cfg.progressive_resize == 20 and cfg.batch_size == 256
-    assert cfg.lookahead == 0.95 and cfg.model_args["whiten_bias_epochs"] == 3 and cfg.model_args["block1_epochs"] == 5
+    assert cfg.lookahead == 0.95 and cfg.model_args["whiten_bias_epochs"] == 3 and cfg.model_args["block1_epochs"] == 8
+    assert (cfg.model_args["widths"], cfg.epochs) == ("32,128,128", 11)
     assert resolve({"recipe": "course"}).clip_grad is None  # the course's loop, unclipped
     big = resolve({"recipe": "cifar10-speed94", "epochs": 3})  # a flag still overrides the recipe
     assert big.model_args["widths"] == "64,256,256" and big.epochs == 3

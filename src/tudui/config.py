@@ -59,9 +59,14 @@ class TrainConfig:
     epochs: int = _opt(15, "number of epochs")
     batch_size: int = _opt(64, "batch size")
     lr: float = _opt(0.05, "learning rate")
-    optimizer: str = _opt("sgd", "optimizer", ["sgd", "adam", "adamw"])
+    optimizer: str = _opt("sgd", "optimizer (muon: orthogonalized updates for conv/linear weights, SGD for the "
+                                 "rest)", ["sgd", "adam", "adamw", "muon"])
     momentum: float = _opt(0.9, "SGD momentum")
     nesterov: bool = _opt(False, "Nesterov momentum (SGD)")
+    muon_lr: float = _opt(0.02, "Muon: learning rate of the conv/linear weights (--lr sets the rest)")
+    muon_momentum: float = _opt(0.95, "Muon: momentum of the conv/linear weights (Nesterov)")
+    muon_fixed_norm: bool = _opt(False, "Muon: keep each weight at norm sqrt(out) instead of decaying it "
+                                        "(for layers followed by batch norm)")
     weight_decay: float = _opt(5e-4, "weight decay")
     norm_bias_lr_scale: float = _opt(1.0, "learning-rate multiplier for normalization-layer "
                                                   "biases (their weight decay per step stays unchanged)")
@@ -275,6 +280,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("ema must be in [0, 1) (0 turns it off)")
     if not 0 <= cfg.lookahead < 1:
         raise ConfigError("lookahead must be in [0, 1) (0 turns it off)")
+    if cfg.lookahead_every < 1 or cfg.ema_every < 1:
+        raise ConfigError("lookahead_every and ema_every must be at least 1 (steps)")
+    if cfg.muon_lr <= 0 or not 0 <= cfg.muon_momentum < 1:
+        raise ConfigError("muon_lr must be positive and muon_momentum in [0, 1)")
     if cfg.img_size is not None and cfg.img_size < 1:
         raise ConfigError("img_size must be positive")
 

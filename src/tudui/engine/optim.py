@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .muon import Muon
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
                nn.InstanceNorm2d)
@@ -41,8 +42,32 @@ def param_groups(model: nn.Module, cfg) -> list:
     return list(groups.values())
 
 
+def muon_groups(model: nn.Module, groups: list, cfg) -> list:
+    """Move the matrix-shaped weights (conv filters, linear layers) out of `groups` into one Muon group; the
+    head (the model's `tudui_head_params`, else its last Linear), biases and norm parameters keep SGD."""
+    head = set(getattr(model, "tudui_head_params", ()))
+    if not head:  # no marked head: the last linear layer is the classifier (Muon is meant for hidden layers)
+        linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+        head = {f"{linears[-1]}.weight"} if linears else set()
+    matrices = {id(p) for name, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and name not in head}
+    out = []
+    for g in groups:
+        rest = [p for p in g["params"] if id(p) not in matrices]
+        if rest:
+            out.append({**g, "params": rest, "muon": False})
+    moved = [p for p in model.parameters() if id(p) in matrices]
+    if moved:
+        out.insert(0, {"params": moved, "lr": cfg.muon_lr, "momentum": cfg.muon_momentum, "nesterov": True,
+                       "weight_decay": cfg.weight_decay, "muon": True, "fixed_norm": cfg.muon_fixed_norm,
+                       "name": "muon"})
+    return out
+
+
 def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
+    if cfg.optimizer == "muon":
+        return Muon(muon_groups(model, groups, cfg), momentum=cfg.momentum,
+                    nesterov=cfg.nesterov and cfg.momentum > 0, muon=False)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
