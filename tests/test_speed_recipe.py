@@ -135,7 +135,7 @@ def test_recipe_is_a_bundle_of_general_options():
     assert (cfg.model_args["widths"], cfg.epochs) == ("32,128,128", 11)
     assert resolve({"recipe": "course"}).clip_grad is None  # the course's loop, unclipped
     big = resolve({"recipe": "cifar10-speed94", "epochs": 3})  # a flag still overrides the recipe
-    assert big.model_args["widths"] == "64,256,256" and big.epochs == 3
+    assert big.model_args["block1_epochs"] == 13 and big.epochs == 3
 
 
 def _image_folder(root, n_train=40, n_test=10, size=32):

@@ -41,7 +41,8 @@ def _fast_cifar(widths: str, epochs: int, block1_epochs: int, batch_size: int = 
 
 # a 32-channel first block makes an epoch ~40% cheaper than airbench93's 64; the time saved buys 11 epochs
 RECIPES["cifar10-speed"] = _fast_cifar("32,128,128", epochs=11, block1_epochs=8)
-RECIPES["cifar10-speed94"] = _fast_cifar("64,256,256", epochs=6, block1_epochs=4)
+# the same net trained longer: 89.45% in 1,308 s (seed 0) where 64,256,256 for 6 epochs gave 88.44% in 1,517 s
+RECIPES["cifar10-speed94"] = _fast_cifar("32,128,128", epochs=17, block1_epochs=13)
 
 
 def get_recipe(name: str) -> dict:
