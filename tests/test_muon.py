@@ -60,7 +60,10 @@ def test_muon_step_moves_a_fixed_norm_weight_by_lr_and_keeps_its_norm():
     w = nn.Parameter(torch.randn(8, 4, 3, 3))
     opt = Muon([w], lr=0.1, momentum=0.0, nesterov=False, fixed_norm=True)
     w.grad = torch.randn_like(w)
+    rescaled = w.detach() * 8 ** 0.5 / w.detach().norm()
     opt.step()
+    step = (w.detach() - rescaled).norm().item() / 8 ** 0.5  # relative to the weight's norm
+    assert 0.06 < step < 0.125
     # before the update the weight is rescaled to norm sqrt(8); the update is ~orthogonal with 8 singular
     # values of ~1 (Frobenius norm ~sqrt(8)), so the relative step is about lr
     assert w.norm().item() == pytest.approx(8 ** 0.5, rel=0.15)

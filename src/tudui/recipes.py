@@ -22,7 +22,7 @@ def _fast_cifar(widths: str, epochs: int, block1_epochs: int, batch_size: int = 
     as fast as 512 or 1024 there, with more steps per epoch), channels_last (1.4x faster convolutions than
     NCHW in oneDNN), progressive resizing (the first 70% of the epochs at 20 px growing to 32 px), which at
     equal compute beat fewer full-size epochs by a point, freezing the first block for the last epochs,
-    which makes them 30-40% cheaper for 0.2 points, and a narrower first block with more epochs."""
+    which makes them 30-45% cheaper for 0.2 points, and a narrower first block with more epochs."""
     return dict(
         # patch-whitening stem (its bias trained for the first 3 epochs only), frozen-scale BN, 1/9 logits;
         # the first block frozen after `block1_epochs` (its backward and block 2's input gradient skipped)
