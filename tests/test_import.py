@@ -258,3 +258,18 @@ def test_setting_state_on_anything_but_a_module_stub_is_refused(tmp_path):
         zf.writestr("odd/data.pkl", b"\x80\x02c__builtin__\nset\n)R}b.")
     with pytest.raises(UnsafePickle, match="sets the state of a set"):
         read_pth(tmp_path / "odd.pth")
+
+
+def test_squeezenet_head_is_its_final_conv(tmp_path):
+    """SqueezeNet classifies with a 1x1 conv, not a Linear: its class count is read from that conv."""
+    import torchvision
+    torch.manual_seed(0)
+    net = torchvision.models.squeezenet1_1(num_classes=4).eval()
+    save_tagged(net.state_dict(), tmp_path / "sq.pth")
+    r = tudui.import_pth(tmp_path / "sq.pth", tmp_path / "m.pt", model="squeezenet1_1", classes="a,b,c,d")
+    assert r["num_classes"] == 4 and r["mapped"] == "by name"
+    clf = tudui.load(tmp_path / "m.pt")
+    got, want = clf.model.state_dict(), net.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in want.items())
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(clf.model.eval()(x), net(x), atol=1e-5)

@@ -178,3 +178,23 @@ def test_muon_run_resumes_bit_exact(tmp_path, monkeypatch):
     r = tudui.train(resume=str(tmp_path / "mcut" / "last.pt"), progress=False)
     assert_same_run(ref.run_dir, r.run_dir)
     assert ckpt_io.load(r.last_path)["train_state"]["optimizer"]["param_groups"][0]["muon"] is True
+
+
+def test_config_transforms_run_resumes_bit_exact_mid_epoch(tmp_path, monkeypatch):
+    """Random per-image transforms from a config file: each image's draw comes from (seed, epoch, batch,
+    position), so a run cut mid-epoch and resumed (here with a loader worker) sees the same images."""
+    tf = {"train": [{"name": "RandomCrop", "size": 8, "padding": 2}, "RandomHorizontalFlip",
+                    {"name": "RandomRotation", "degrees": 10}, "ToTensor"],
+          "eval": ["ToTensor"]}
+    kw = dict(transforms=tf, augment="none")
+    ref = Trainer(run_cfg(tmp_path, "tref", **kw), progress=False).fit()
+    t = Trainer(run_cfg(tmp_path, "tcut", **kw), progress=False)
+    assert t.data.train.kind == "stream (custom transforms)"
+    interrupt_at(t, monkeypatch, batches=29)  # epoch 2, batch 6
+    with pytest.raises(TrainingInterrupted):
+        t.fit()
+    r = tudui.train(resume=str(tmp_path / "tcut" / "last.pt"), workers=1, progress=False)
+    assert_same_run(ref.run_dir, r.run_dir)
+    before = torch.get_rng_state()
+    next(iter(t.data.train.iterate(epoch=0)))  # drawing transformed images leaves the global generators alone
+    assert torch.equal(torch.get_rng_state(), before)

@@ -453,13 +453,14 @@ def _fit_tudui(sd: dict, img_size) -> tuple:
 
 
 def _head_name(model: nn.Module) -> str:
-    last = None
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            last = name
-    if last is None:
-        raise ConfigError(f"{type(model).__name__} has no Linear classifier head")
-    return last
+    """The classifier the model factory recorded (a Linear, or SqueezeNet's final 1x1 conv), else its last Linear."""
+    heads = tuple(getattr(model, "tudui_head", ()) or ())
+    if heads:
+        return heads[-1]
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(f"{type(model).__name__} has no classifier head (a Linear layer) to read the class count from")
+    return linears[-1]
 
 
 def _fit_named(name: str, sd: dict, img_size) -> tuple:
@@ -469,7 +470,7 @@ def _fit_named(name: str, sd: dict, img_size) -> tuple:
     with params_on_meta():
         head = _head_name(models.create(name, 10, in_channels=3))
     weight = sd.get(head + ".weight")
-    if weight is None or weight.ndim != 2:
+    if weight is None or weight.ndim not in (2, 4):  # Linear (out, in) or a 1x1 conv (out, in, 1, 1)
         raise CheckpointError(f"its weights are not a {name}: there is no {head}.weight (the {name} head)")
     classes = int(weight.shape[0])
     with params_on_meta():  # a size the user gave is checked against the model (a dry run on meta tensors)

@@ -177,25 +177,18 @@ class TransformLoader(BatchLoader):
     def iterate(self, epoch: int = 0, start: int = 0):
         batches = self.batch_indices(epoch)
         ds = _TransformDataset(self.split, self.tf, self.channels)
+        # each image carries its own seed for the random transforms, from (seed, epoch, batch, position): what
+        # an image gets depends on neither the worker that loads it nor where the run (re)started
+        plan = [[(int(i), (batch_seed(self.seed, epoch, b) * 257 + k) % 2 ** 63) for k, i in enumerate(t.tolist())]
+                for b, t in enumerate(batches)]
+        # its own generator: a DataLoader draws its workers' base seed from the global one otherwise
         g = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -2))
-        dl = DataLoader(ds, batch_sampler=[t.tolist() for t in batches[start:]], num_workers=self.workers,
-                        generator=g, worker_init_fn=_seed_worker)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(batch_seed(self.seed, epoch, -3))
-            for b, x in enumerate(dl, start):
-                x = x.to(self.device)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                yield x, self.targets[batches[b].to(self.device)]
-
-
-def _seed_worker(worker_id):
-    import random
-
-    import numpy as np
-    s = torch.initial_seed() % 2 ** 32
-    random.seed(s)
-    np.random.seed(s)
+        dl = DataLoader(ds, batch_sampler=plan[start:], num_workers=self.workers, generator=g)
+        for b, x in enumerate(dl, start):
+            x = x.to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.targets[batches[b].to(self.device)]
 
 
 class _TransformDataset(Dataset):
@@ -205,15 +198,31 @@ class _TransformDataset(Dataset):
     def __len__(self):
         return len(self.split)
 
-    def __getitem__(self, i):
-        from .images import open_image, to_mode
-        from PIL import Image
-        if isinstance(self.split, FileSplit):
-            img = to_mode(open_image(self.split.paths[i]), self.channels)
+    def __getitem__(self, item):
+        """`item` is an index, or (index, seed): the random transforms then draw from that seed alone (torch's
+        and Python's generators, the ones torchvision's transforms use), and both are restored afterwards."""
+        i, seed = item if isinstance(item, tuple) else (item, None)
+        img = self._image(i)
+        if seed is None:
+            out = self.tf(img)
         else:
-            t = self.split.decode(i, self.channels, None)
-            img = Image.fromarray(t.permute(1, 2, 0).squeeze(-1).numpy())
-        out = self.tf(img)
+            import random
+            py_state = random.getstate()
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.default_generator.manual_seed(seed)  # not torch.manual_seed: that one costs ~0.3 ms
+                    random.seed(seed)
+                    out = self.tf(img)
+            finally:
+                random.setstate(py_state)
         if not isinstance(out, torch.Tensor):
             raise DataError("the configured transforms must end with ToTensor")
         return out
+
+    def _image(self, i):
+        from .images import open_image, to_mode
+        from PIL import Image
+        if isinstance(self.split, FileSplit):
+            return to_mode(open_image(self.split.paths[i]), self.channels)
+        t = self.split.decode(i, self.channels, None)
+        return Image.fromarray(t.permute(1, 2, 0).squeeze(-1).numpy())
