@@ -17,27 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def machine(device: str) -> dict:
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads(), "device": device}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+from _report import emit, machine  # benchmarks/_report.py, beside this script
 
 
 def warm_cache(recipe: str, data: str, extra: list) -> dict:
@@ -112,12 +97,7 @@ def main(argv=None) -> int:
               "mean_seconds": round(sum(r["seconds"] for r in runs) / n, 1),
               "machine": machine(args.device), "runs_folder": out,
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.save:
-        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-        with open(args.save, "w") as fh:
-            fh.write(text + "\n")
+    emit(result, args.save)
     return 0
 
 

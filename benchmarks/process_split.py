@@ -7,9 +7,7 @@ with N/P threads each, at the same total batch, as JSON: the question behind dat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 
 import torch
@@ -17,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from _report import emit, machine  # benchmarks/_report.py, beside this script
 from tudui.models.fastnet import FastNet
 
 
@@ -89,14 +88,8 @@ def main(argv=None) -> int:
         steps = args.steps * (2 if side <= 24 else 1)  # small images: more steps for the same timing
         rows.append(measure(1, args.cores, args.batch, side, steps, args.widths, 29600 + 2 * k))
         rows.append(measure(args.cores, 1, args.batch, side, steps, args.widths, 29601 + 2 * k))
-    result = {"model": f"fastnet {args.widths}", "total_batch": args.batch, "rows": rows,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "torch": torch.__version__}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.save:
-        with open(args.save, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    emit({"model": f"fastnet {args.widths}", "total_batch": args.batch, "rows": rows, "machine": machine()},
+         args.save)
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import shlex
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from _report import emit  # benchmarks/_report.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -344,11 +345,7 @@ def main(argv=None) -> int:
 
     out["load_average_start_end"] = [load_start, load_avg()]
     out["benchmark_seconds"] = round(time.perf_counter() - t_start, 1)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.save:
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.save).write_text(text + "\n")
+    emit(out, args.save, indent=1)
     return 0
 
 

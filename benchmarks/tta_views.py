@@ -7,13 +7,13 @@ from one view to all 18, as JSON. Each view costs one more forward pass over the
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
 
 import tudui
+from _report import emit  # benchmarks/_report.py, beside this script
 from tudui.config import from_checkpoint_dict
 from tudui.data import load_source
 from tudui.data.pipeline import prepare
@@ -71,11 +71,7 @@ def main(argv=None) -> int:
         rows[ck] = {"top1_percent": acc, "seconds_for_18_views": round(time.perf_counter() - t0, 1)}
     names = next(iter(rows.values()))["top1_percent"]
     mean = {n: round(sum(r["top1_percent"][n] for r in rows.values()) / len(rows), 2) for n in names}
-    text = json.dumps({"checkpoints": rows, "mean_top1_percent": mean, "threads": torch.get_num_threads()}, indent=2)
-    print(text)
-    if args.save:
-        with open(args.save, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    emit({"checkpoints": rows, "mean_top1_percent": mean, "threads": torch.get_num_threads()}, args.save)
     return 0
 
 

@@ -27,7 +27,6 @@ import zipfile
 from collections import OrderedDict
 
 import torch
-from torch import nn
 
 from .errors import CheckpointError, ConfigError
 
@@ -452,23 +451,16 @@ def _fit_tudui(sd: dict, img_size) -> tuple:
     return target, args, int(classes), int(in_ch), int(img_size)
 
 
-def _head_name(model: nn.Module) -> str:
-    """The classifier the model factory recorded (a Linear, or SqueezeNet's final 1x1 conv), else its last Linear."""
-    heads = tuple(getattr(model, "tudui_head", ()) or ())
-    if heads:
-        return heads[-1]
-    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ConfigError(f"{type(model).__name__} has no classifier head (a Linear layer) to read the class count from")
-    return linears[-1]
-
-
 def _fit_named(name: str, sd: dict, img_size) -> tuple:
     """A zoo (or other registered) model: its class count is the width of the head found in the weights."""
     from . import models
+    from .models.finetune import head_modules
     from .models.meta import params_on_meta
-    with params_on_meta():
-        head = _head_name(models.create(name, 10, in_channels=3))
+    with params_on_meta():  # the head the factory recorded (SqueezeNet's is a 1x1 conv), else the last Linear
+        heads = head_modules(models.create(name, 10, in_channels=3))
+    if not heads:
+        raise ConfigError(f"{name} has no classifier head (a Linear layer) to read the class count from")
+    head = heads[-1]
     weight = sd.get(head + ".weight")
     if weight is None or weight.ndim not in (2, 4):  # Linear (out, in) or a 1x1 conv (out, in, 1, 1)
         raise CheckpointError(f"its weights are not a {name}: there is no {head}.weight (the {name} head)")

@@ -73,7 +73,9 @@ class Muon(torch.optim.Optimizer):
 
     def _muon_update(self, p, g, group):
         state = self.state[p]
-        buf = state.setdefault("momentum_buffer", torch.zeros_like(g))
+        if "momentum_buffer" not in state:  # (setdefault would allocate a fresh zero tensor every step)
+            state["momentum_buffer"] = torch.zeros_like(g)
+        buf = state["momentum_buffer"]
         buf.mul_(group["momentum"]).add_(g)
         g = g.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
         if group["fixed_norm"]:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.finetune import head_modules
 from .muon import Muon
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
@@ -47,8 +48,7 @@ def muon_groups(model: nn.Module, groups: list, cfg) -> list:
     head (the model's `tudui_head_params`, else its last Linear), biases and norm parameters keep SGD."""
     head = set(getattr(model, "tudui_head_params", ()))
     if not head:  # no marked head: the last linear layer is the classifier (Muon is meant for hidden layers)
-        linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-        head = {f"{linears[-1]}.weight"} if linears else set()
+        head = {f"{h}.weight" for h in head_modules(model)}
     matrices = {id(p) for name, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and name not in head}
     out = []
     for g in groups:
