@@ -41,7 +41,8 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
-             model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False) -> dict:
+             model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False, *,
+             verify: bool = True, unsafe_load: bool = False) -> dict:
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
     (by default the held-out split of the data it was trained on)."""
     from .data import load_source
@@ -49,7 +50,8 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     from .engine.evaluate import evaluate_model
     from .engine.optim import build_loss
 
-    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device)
+    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device,
+                                                                     verify=verify, unsafe_load=unsafe_load)
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
     cfg.device = str(clf.device)
     spec = data if data is not None else cfg.data

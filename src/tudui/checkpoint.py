@@ -6,8 +6,12 @@ first, so a file written on a GPU machine opens anywhere without `map_location`.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
-import tempfile
+import secrets
+import shutil
+import sys
 from typing import Optional
 
 import torch
@@ -18,19 +22,27 @@ FORMAT = "tudui-checkpoint"
 FORMAT_VERSION = 1
 
 
+def _tmp_name(path: str) -> str:
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def atomic_torch_save(obj, path: str) -> None:
     """Write to a temporary file in the same folder, flush and fsync, then rename over `path`:
-    a crash at any moment leaves either the old file or the new one, never a torn one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    a crash at any moment leaves either the old file or the new one, never a torn one. The temporary file
+    is created with mode 0o666 less the umask, as a plain open() would (mkstemp's 0600 would stick).
+    Raises OSError (ENOSPC, EACCES, EROFS ...) after removing the temporary file; `path` is untouched then."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    tmp = _tmp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        remove_stale_temps(path)
         try:  # make the rename itself durable
             dfd = os.open(folder, os.O_RDONLY)
             try:
@@ -45,6 +57,53 @@ def atomic_torch_save(obj, path: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_copy(src: str, dst: str) -> None:
+    """Copy a file the way atomic_torch_save writes one (temporary file, fsync, rename)."""
+    dst = os.path.abspath(dst)
+    tmp = _tmp_name(dst)
+    try:
+        with open(src, "rb") as fi, open(tmp, "xb") as fo:
+            shutil.copyfileobj(fi, fo, 1 << 20)
+            fo.flush()
+            os.fsync(fo.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def remove_stale_temps(path: str) -> int:
+    """Delete temporary files of `path` left by a process that was killed mid-save (its pid is gone) -> count."""
+    folder, base = os.path.split(os.path.abspath(path))
+    removed = 0
+    for name in os.listdir(folder):
+        if not (name.startswith(f".{base}.") and name.endswith(".tmp")):
+            continue
+        pid = name[len(base) + 2:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def to_cpu(obj):
@@ -83,9 +142,37 @@ def versions() -> dict:
             "python": sys.version.split()[0]}
 
 
+def content_hash(payload: dict) -> str:
+    """SHA-256 over every tensor (dtype, shape, bytes) and every plain value of a checkpoint, walked in a fixed
+    order (dict keys sorted), leaving out the "sha256" entry itself. Stable across save/load round trips."""
+    h = hashlib.sha256()
+
+    def walk(obj):
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(obj, dict):
+            keys = [k for k in obj if not (obj is payload and k == "sha256")]
+            h.update(f"D{len(keys)}".encode())
+            for k in sorted(keys, key=lambda k: (type(k).__name__, str(k))):
+                h.update(f"K{type(k).__name__}:{k!s}".encode("utf-8", "surrogatepass"))
+                walk(obj[k])
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+            for v in obj:
+                walk(v)
+        else:
+            h.update(f"V{type(obj).__name__}:{obj!r}".encode("utf-8", "surrogatepass"))
+    walk(payload)
+    return h.hexdigest()
+
+
 def save(path: str, *, model_state: dict, model_spec: dict, classes: list, preprocess: dict,
          config: dict, epoch: int = 0, step: int = 0, metrics: Optional[dict] = None,
          train_state: Optional[dict] = None, data: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+    """Write a checkpoint atomically, with the SHA-256 of its contents. A full disk or an unwritable folder
+    raises CheckpointError naming the folder; the previous file at `path` stays as it was."""
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -104,33 +191,64 @@ def save(path: str, *, model_state: dict, model_spec: dict, classes: list, prepr
         payload["train_state"] = to_cpu(train_state)
     if extra:
         payload.update(to_cpu(extra))
-    atomic_torch_save(payload, path)
+    payload["sha256"] = content_hash(payload)
+    try:
+        atomic_torch_save(payload, path)
+    except OSError as e:
+        folder = os.path.dirname(os.path.abspath(path))
+        why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+               errno.EROFS: "the folder is on a read-only file system",
+               errno.EACCES: "the folder is not writable", errno.EPERM: "the folder is not writable"}.get(
+                   e.errno, e.strerror or type(e).__name__)
+        kept = " (the previous checkpoint there is kept)" if os.path.exists(path) else ""
+        raise CheckpointError(f"cannot save {os.path.basename(path)} in {folder}: {why}{kept}; "
+                              "free space or choose another --out, then resume") from None
 
 
-def load(path: str) -> dict:
-    """Read a tudui checkpoint on the CPU, refusing anything that would need unpickling code."""
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _resolve_path(path) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.isdir(path):
         for name in ("best.pt", "last.pt"):
             if os.path.isfile(os.path.join(path, name)):
-                path = os.path.join(path, name)
-                break
-        else:
-            raise CheckpointError(f"{path} is a folder without best.pt or last.pt")
+                return os.path.join(path, name)
+        raise CheckpointError(f"{path} is a folder without best.pt or last.pt")
+    return path
+
+
+def load(path: str, *, verify: bool = True, unsafe_load: bool = False) -> dict:
+    """Read a tudui checkpoint on the CPU with torch.load(weights_only=True): a pickle that names code
+    (anywhere: the weights, the optimizer state, extra entries, the config) is refused, never run.
+    verify: check the SHA-256 recorded at save; a changed file is refused (verify=False loads it anyway).
+    unsafe_load: unpickle with weights_only=False, which RUNS whatever code the file names; only for files
+    from a source you trust. Prints a warning."""
+    path = _resolve_path(path)
+    if unsafe_load:
+        warn(f"--unsafe-load: unpickling {path} with weights_only=False runs any code it holds; "
+             "use it only for files you made yourself or fully trust")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=not unsafe_load)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"{path} is not a tudui checkpoint (it holds pickled objects; "
-                                  "for a .pth saved the course's way use `tudui import`)") from None
+            raise CheckpointError(f"{path} is not a tudui checkpoint (it holds pickled objects, which are never "
+                                  "run; for a .pth saved the course's way use `tudui import`)") from None
         raise CheckpointError(f"{path} is not a readable checkpoint ({msg[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tudui checkpoint (for a plain state_dict or a whole-model .pth "
                               "saved the course's way, use `tudui import`)")
-    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(ckpt.get("format_version", 0), int) or ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer tudui (format {ckpt['format_version']}); upgrade tudui")
+    recorded = ckpt.get("sha256")
+    if verify and recorded is None:
+        print(f"notice: {path} records no SHA-256 (saved by an older tudui); loaded unverified", file=sys.stderr)
+    elif verify and recorded != content_hash(ckpt):
+        raise CheckpointError(f"{path} was changed after it was saved (its SHA-256 does not match the one "
+                              "recorded); re-download or re-save it, or pass --no-verify to load it anyway")
     ckpt["path"] = path
     return ckpt

@@ -51,10 +51,12 @@ def rebuild_model(spec: dict, model: Optional[nn.Module] = None) -> nn.Module:
         raise
 
 
-def load(path: str, model: Optional[nn.Module] = None, device: str = "cpu") -> Classifier:
-    """Load a tudui checkpoint (weights only, on any device) -> Classifier with .model in eval mode."""
+def load(path: str, model: Optional[nn.Module] = None, device: str = "cpu", *, verify: bool = True,
+         unsafe_load: bool = False) -> Classifier:
+    """Load a tudui checkpoint (weights only, on any device) -> Classifier with .model in eval mode.
+    verify / unsafe_load: as in tudui.checkpoint.load (SHA-256 check; unpickling code, only when trusted)."""
     from .device import resolve_device
-    ck = ckpt_io.load(path)
+    ck = ckpt_io.load(path, verify=verify, unsafe_load=unsafe_load)
     net = rebuild_model(ck["model"], model)
     state = ck["state_dict"]
     if ck.get("ema_state_dict") is not None and ck["config"].get("ema", 0) > 0:

@@ -28,9 +28,11 @@ def expand_paths(paths) -> list:
     return out
 
 
-def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64) -> list:
+def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64, *, verify: bool = True,
+            unsafe_load: bool = False) -> list:
     """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs."""
-    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, device=device)
+    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, device=device, verify=verify,
+                                                                     unsafe_load=unsafe_load)
     files = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     results = []
     for i in range(0, len(files), batch_size):

@@ -12,5 +12,14 @@ def print_json(obj) -> None:
     sys.stdout.flush()
 
 
+def add_load_flags(p):
+    """--no-verify and --unsafe-load: how a checkpoint is read (see tudui.checkpoint.load)."""
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="load a checkpoint even if its bytes no longer match the SHA-256 recorded when it was saved")
+    p.add_argument("--unsafe-load", action="store_true",
+                   help="DANGEROUS: unpickle the checkpoint with weights_only=False, which runs any code it holds; "
+                        "only for files you made yourself or fully trust (prints a warning)")
+
+
 def add_device(p, default="cpu"):
     p.add_argument("--device", default=default, help=f"auto, cpu, cuda, cuda:N or mps (default: {default})")

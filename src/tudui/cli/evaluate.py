@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .common import add_device, print_json
+from .common import add_device, add_load_flags, print_json
 
 
 def add_parser(sub, name):
@@ -15,13 +15,14 @@ def add_parser(sub, name):
                    help="test-time augmentation (default: as the checkpoint was trained)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device(p)
+    add_load_flags(p)
     return p
 
 
 def run(args):
     from ..api import evaluate
     r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta,
-                 data_dir=args.data_dir, download=args.download)
+                 data_dir=args.data_dir, download=args.download, verify=args.verify, unsafe_load=args.unsafe_load)
     if args.json:
         print_json(r)
         return 0

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .common import add_device, print_json
+from .common import add_device, add_load_flags, print_json
 
 
 def add_parser(sub, name):
@@ -11,12 +11,14 @@ def add_parser(sub, name):
     p.add_argument("--topk", type=int, default=3, help="how many classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list in the order of the inputs")
     add_device(p)
+    add_load_flags(p)
     return p
 
 
 def run(args):
     from ..predict import predict
-    results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device)
+    results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device,
+                      verify=args.verify, unsafe_load=args.unsafe_load)
     if args.json:
         print_json(results)
         return 0

@@ -66,6 +66,8 @@ def add_parser(sub, name):
                    help="continue a run exactly from its last.pt (or run folder), to its original end; "
                         "with a larger --epochs, extend it")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    from .common import add_load_flags
+    add_load_flags(p)  # for --resume
     add_config_flags(p)
     return p
 
@@ -76,7 +78,7 @@ def run(args):
     ck = None
     if args.resume:
         from ..engine.trainer import load_resume
-        ck = load_resume(args.resume)
+        ck = load_resume(args.resume, verify=args.verify, unsafe_load=args.unsafe_load)
         cfg = resolve_resume(ck["config"], overrides, config_file=args.config)
     else:
         cfg = resolve(overrides, config_file=args.config)

@@ -17,6 +17,8 @@ def unique_run_name(prefix: str = "") -> str:
 
 
 def make_run_dir(out: str, name: Optional[str], resume: bool = False) -> str:
+    """Create the run folder. A named folder that already holds files is never reused by a new run (that would
+    overwrite its checkpoints and logs): ConfigError, unless `resume`."""
     out = os.path.expanduser(out)
     if name is None:
         name = unique_run_name()
@@ -24,8 +26,23 @@ def make_run_dir(out: str, name: Optional[str], resume: bool = False) -> str:
             time.sleep(0.01)
             name = unique_run_name()
     path = os.path.join(out, name)
-    os.makedirs(path, exist_ok=True)
+    if not resume and os.path.isdir(path) and os.listdir(path):
+        from ..errors import ConfigError
+        raise ConfigError(f"run folder {path} already exists and is not empty; continue it with "
+                          f"`tudui train --resume {path}`, or pick another --name (or none for a new folder)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        from ..errors import ConfigError
+        raise ConfigError(f"cannot create the run folder {path}: {e.strerror or e}; choose another --out") from None
     return path
+
+
+def write_error(path: str, e: OSError):
+    """A full disk or an unwritable run folder -> one-line TuduiError naming the folder."""
+    from ..errors import TuduiError
+    return TuduiError(f"cannot write {os.path.basename(path)} in {os.path.dirname(os.path.abspath(path))}: "
+                      f"{e.strerror or e}; free space or make the folder writable (or choose another --out)")
 
 
 class RunLog:
@@ -35,35 +52,44 @@ class RunLog:
         (the steps a resumed run replays after its checkpoint)."""
         self.run_dir = run_dir
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        if not append and os.path.exists(self.metrics_path):
-            os.remove(self.metrics_path)
         self.tb = None
-        if tensorboard:
-            try:
+        try:
+            if not append and os.path.exists(self.metrics_path):
+                os.remove(self.metrics_path)
+            if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
                 self.tb = SummaryWriter(log_dir=run_dir, purge_step=purge_step)
-            except ImportError:  # tensorboard is a dependency; keep training if it is broken
-                print("notice: tensorboard is not importable; no event files are written", file=sys.stderr)
+        except OSError as e:
+            raise write_error(self.metrics_path, e) from None
+        except ImportError:  # tensorboard is a dependency; keep training if it is broken
+            print("notice: tensorboard is not importable; no event files are written", file=sys.stderr)
+
+    def _write(self, name: str, text: str, mode: str = "w") -> None:
+        path = os.path.join(self.run_dir, name)
+        try:
+            if mode == "a":
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(text)
+                return
+            tmp = path + ".tmp"  # whole files are replaced atomically: a kill leaves the old or the new one
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise write_error(path, e) from None
 
     def write_config(self, cfg_dict: dict) -> None:
-        with open(os.path.join(self.run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
-            yaml.safe_dump(cfg_dict, fh, sort_keys=False, allow_unicode=True)
+        self._write("config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False, allow_unicode=True))
 
     def write_json(self, name: str, obj) -> None:
-        with open(os.path.join(self.run_dir, name), "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, ensure_ascii=False)
+        self._write(name, json.dumps(obj, indent=1, ensure_ascii=False))
 
     def restore(self, rows: list) -> None:
         """Rewrite metrics.jsonl to exactly `rows` (a resumed run drops epochs logged after its checkpoint)."""
-        tmp = self.metrics_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        os.replace(tmp, self.metrics_path)
+        self._write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
     def epoch(self, row: dict) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
+        self._write("metrics.jsonl", json.dumps(row) + "\n", mode="a")
         if self.tb:
             e = row["epoch"]
             self.tb.add_scalar("train/loss", row["train_loss"], e)

@@ -84,11 +84,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def load_resume(path: str) -> dict:
-    """The checkpoint to resume from: a file, or a run folder (its last.pt)."""
+def load_resume(path: str, **load_options) -> dict:
+    """The checkpoint to resume from: a file, or a run folder (its last.pt). Options: see checkpoint.load."""
     if os.path.isdir(path):
         path = os.path.join(path, "last.pt")
-    return ckpt_io.load(path)
+    return ckpt_io.load(path, **load_options)
 
 
 def _cpu_bf16() -> bool:
@@ -456,8 +456,7 @@ class Trainer:
                 signal.signal(s, h)
             log.close()
         if not os.path.exists(best_path) and os.path.exists(last_path):
-            import shutil
-            shutil.copyfile(last_path, best_path)
+            ckpt_io.atomic_copy(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
                            classes=self.classes, stopped_early=self.stopped_early)
 
