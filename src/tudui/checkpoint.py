@@ -38,7 +38,13 @@ def atomic_torch_save(obj, path: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            try:
+                torch.save(obj, fh)
+            except RuntimeError as e:  # torch's zip writer turns a failed write (ENOSPC) into a RuntimeError
+                cause = _os_error_in(e)
+                if cause is None:
+                    raise
+                raise cause from None
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -57,6 +63,17 @@ def atomic_torch_save(obj, path: str) -> None:
         except OSError:
             pass
         raise
+
+
+def _os_error_in(e: BaseException):
+    """The OSError behind an exception (its __context__ / __cause__ chain), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_copy(src: str, dst: str) -> None:
