@@ -168,7 +168,8 @@ def content_hash(payload: dict) -> str:
         if isinstance(obj, torch.Tensor):
             t = obj.detach().cpu().contiguous()
             h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy())  # buffer protocol: no copy
         elif isinstance(obj, dict):
             keys = [k for k in obj if not (obj is payload and k == "sha256")]
             h.update(f"D{len(keys)}".encode())

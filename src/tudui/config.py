@@ -31,7 +31,8 @@ class TrainConfig:
     # --- data ---
     data: str = _opt("digits", "built-in dataset name (digits, mnist, fashion-mnist, cifar10, cifar100) or a path "
                                "(image folder with splits, one folder of class folders, or a labels CSV)")
-    data_dir: str = _opt("~/.cache/tudui/data", "root holding built-in datasets in torchvision's layout")
+    data_dir: Optional[str] = _opt(None, "root holding built-in datasets in torchvision's layout (default: "
+                                         "$TUDUI_DATA_DIR, else <the user cache folder>/data)")
     download: bool = _opt(False, "allow downloading a built-in dataset that is missing")
     val_split: float = _opt(0.2, "fraction held out for validation when the data has no held-out split")
     img_size: Optional[int] = _opt(None, "resize images to N x N (default: the dataset's native size, 64 for folders)")
@@ -46,7 +47,8 @@ class TrainConfig:
     loader: str = _opt("auto", "keep decoded data in memory as one uint8 tensor, or stream it through a DataLoader",
                        ["auto", "memory", "stream"])
     memory_budget: Optional[float] = _opt(None, "GiB the in-memory dataset may take (default: 25% of RAM / 40% of GPU memory)")
-    cache_dir: str = _opt("~/.cache/tudui", "where decoded datasets are cached")
+    cache_dir: Optional[str] = _opt(None, "where decoded datasets are cached (default: $TUDUI_CACHE_DIR, else the "
+                                          "user cache folder: $XDG_CACHE_HOME/tudui or ~/.cache/tudui on Linux)")
     workers: int = _opt(0, "DataLoader worker processes for the stream loader")
     # --- model ---
     model: str = _opt("tudui", "model name (see `tudui models`), timm:<name>, or package.module:Class")

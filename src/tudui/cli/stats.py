@@ -9,7 +9,7 @@ def add_data_flags(p) -> None:
     p.add_argument("data", metavar="SPEC", help="built-in name (digits, mnist, fashion-mnist, cifar10, cifar100), "
                                                 "image folder, or labels CSV")
     p.add_argument("--data-dir", default=None,
-                   help="root of the built-in datasets, torchvision's layout (default: ~/.cache/tudui/data)")
+                   help="root of the built-in datasets, torchvision's layout (default: $TUDUI_DATA_DIR, else <user cache folder>/data)")
     p.add_argument("--download", action="store_true", default=None, help="fetch a missing built-in dataset")
     p.add_argument("--val-split", type=float, default=None,
                    help="fraction held out when the data has no held-out split (default: 0.2)")

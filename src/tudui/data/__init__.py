@@ -7,7 +7,7 @@ from ..errors import DataError
 from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
 
 
-def load_source(data, *, data_dir: str = "~/.cache/tudui/data", download: bool = False, seed: int = 0,
+def load_source(data, *, data_dir: str | None = None, download: bool = False, seed: int = 0,
                 val_split: float = 0.2, classes=None, val_data=None) -> DataSource:
     """Resolve a data spec: a built-in name, a folder or CSV path, or a map-style torch Dataset.
     A bare built-in name always means the built-in set; write `./mnist` for a folder of that name."""

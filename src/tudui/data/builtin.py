@@ -306,8 +306,9 @@ CLIP_NOTE = ("{}: gradients are clipped at norm 2 unless --clip-grad says otherw
              "the course's network can diverge at the default lr without it)")
 
 
-def load_builtin(name: str, data_dir: str = "~/.cache/tudui/data", **kwargs) -> DataSource:
+def load_builtin(name: str, data_dir: str | None = None, **kwargs) -> DataSource:
     key = builtin_key(name)
     if key is None:
         raise DataError(f"unknown dataset '{name}'; built-in names: {', '.join(sorted(BUILTINS))}, or give a folder/CSV path")
-    return BUILTINS[key](data_dir=os.path.expanduser(data_dir), **kwargs)
+    from ..dirs import data_dir as resolve
+    return BUILTINS[key](data_dir=resolve(data_dir), **kwargs)

@@ -4,6 +4,9 @@ A cache file is named `<which>-<content>.pt`: `which` hashes the split's file li
 (channels, size), `content` the split's fingerprint (every file's path, size, mtime and label). A change to
 any file gives a new content hash, so a stale cache is never read; the entry it replaces (same `which`)
 is deleted then, so edits do not pile up old copies. Deleting the folder is always safe.
+
+Each entry records the SHA-256 of its contents (tudui.checkpoint.content_hash); an entry that is truncated,
+corrupt, or has no hash (written by an older tudui) is reported and rebuilt, never trained on.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import sys
 
 import torch
 
+from ..checkpoint import content_hash
 from .loader import decode_all, decode_workers
 from .splits import Split
 
@@ -51,14 +55,10 @@ def _drop_replaced(folder: str, key: str) -> None:
                 pass  # another run may have removed it first
 
 
-DEFAULT_CACHE_DIR = "~/.cache/tudui"
-
-
-def cache_root(cache_dir: str | None) -> str | None:
-    """The default cache folder can be moved with $TUDUI_CACHE_DIR (tests and shared machines use it)."""
-    if cache_dir == DEFAULT_CACHE_DIR and os.environ.get("TUDUI_CACHE_DIR"):
-        cache_dir = os.environ["TUDUI_CACHE_DIR"]
-    return os.path.expanduser(cache_dir) if cache_dir else None
+def cache_root(cache_dir: str | None) -> str:
+    """--cache-dir, else $TUDUI_CACHE_DIR, else the platform's user cache folder (see tudui.dirs)."""
+    from ..dirs import cache_dir as resolve
+    return resolve(cache_dir)
 
 
 def cached_decode(split: Split, channels: int, size, cache_dir: str | None, workers: int = 0, desc="decode"):
@@ -73,17 +73,22 @@ def cached_decode(split: Split, channels: int, size, cache_dir: str | None, work
         try:
             d = _load(path)
             images = d["images"]
-            if images.dtype == torch.uint8 and images.shape[0] == len(d["kept"]):
-                return images, list(d["kept"]), list(d["bad"]), "hit"
-            raise ValueError("unexpected contents")
-        except Exception as e:  # a damaged cache file is rebuilt, never fatal
-            print(f"notice: rebuilding damaged cache file {path} ({type(e).__name__})", file=sys.stderr)
+            if not (images.dtype == torch.uint8 and images.shape[0] == len(d["kept"])):
+                raise ValueError("unexpected contents")
+            if d.get("sha256") != content_hash(d):
+                raise ValueError("no checksum" if "sha256" not in d else "checksum mismatch")
+            return images, list(d["kept"]), list(d["bad"]), "hit"
+        except Exception as e:  # a damaged cache file is rebuilt, never fatal, never trained on
+            why = str(e) if isinstance(e, ValueError) and len(str(e)) < 40 else type(e).__name__
+            print(f"notice: rebuilding damaged cache file {path} ({why})", file=sys.stderr)
     images, kept, bad = decode_all(split, channels, size, workers=decode_workers(split, workers), desc=desc)
     if not path:
         return images, kept, bad, "uncached"
     from ..checkpoint import atomic_torch_save
+    entry = {"images": images, "kept": kept, "bad": bad}
+    entry["sha256"] = content_hash(entry)
     try:
-        atomic_torch_save({"images": images, "kept": kept, "bad": bad}, path)
+        atomic_torch_save(entry, path)
         _drop_replaced(folder, key)
     except OSError as e:  # a full disk or read-only cache folder costs the cache, not the run
         print(f"notice: cannot write the decode cache {path} ({e.strerror or e}); "

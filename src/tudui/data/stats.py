@@ -179,7 +179,7 @@ def format_stats(r: dict) -> str:
     return "\n".join(lines)
 
 
-def stats(data, *, data_dir: str = "~/.cache/tudui/data", download: bool = False, val_split: float = 0.2,
+def stats(data, *, data_dir: str | None = None, download: bool = False, val_split: float = 0.2,
           seed: int = 0, workers: int | None = None) -> dict:
     """Statistics of a data spec (built-in name, folder, CSV, Dataset), as `tudui stats --json` prints them."""
     from . import load_source
