@@ -59,6 +59,7 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
         raise DataError("the checkpoint records no data it can reload (imported, or trained on a Python Dataset); "
                         "pass the data to evaluate on with --data")
     source = load_source(spec, data_dir=data_dir or cfg.data_dir, download=download, seed=cfg.seed,
+                         allow_outside=cfg.allow_outside,
                          val_split=cfg.val_split)
     if list(source.classes) != list(clf.classes):
         raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")

@@ -50,6 +50,8 @@ class TrainConfig:
     cache_dir: Optional[str] = _opt(None, "where decoded datasets are cached (default: $TUDUI_CACHE_DIR, else the "
                                           "user cache folder: $XDG_CACHE_HOME/tudui or ~/.cache/tudui on Linux)")
     workers: int = _opt(0, "DataLoader worker processes for the stream loader")
+    allow_outside: bool = _opt(False, "accept a labels CSV whose paths lead outside its folder (../, absolute "
+                                      "paths, symlinks out); refused by default")
     # --- model ---
     model: str = _opt("tudui", "model name (see `tudui models`), timm:<name>, or package.module:Class")
     model_args: dict = _opt({}, "model arguments, KEY=VALUE (repeatable as --model-arg)", flag="model-arg")
@@ -202,14 +204,38 @@ def _choices(key):
     return None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def safe_yaml(text: str, where: str):
+    """yaml.safe_load, refusing what a config never needs and an attacker uses: explicit tags (`!!python/...`,
+    `!!binary`, custom `!tags`) and anchors/aliases (`&a` / `*a`, the "billion laughs" expansion)."""
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = getattr(getattr(ev, "start_mark", None), "line", -1) + 1
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+                raise ConfigError(f"{where} line {line}: YAML anchors and aliases (&name, *name) are not allowed; "
+                                  "write the values out")
+            tag = getattr(ev, "tag", None)
+            implicit = getattr(ev, "implicit", True)
+            if tag and not (implicit is True or (isinstance(implicit, tuple) and implicit[0])):
+                raise ConfigError(f"{where} line {line}: YAML tags ({tag}) are not allowed; use plain values")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
 def load_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MiB; a config is a short list of keys")
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}")
+            text = fh.read()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    data = safe_yaml(text, f"config file {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     return data

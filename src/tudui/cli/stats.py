@@ -14,11 +14,13 @@ def add_data_flags(p) -> None:
     p.add_argument("--val-split", type=float, default=None,
                    help="fraction held out when the data has no held-out split (default: 0.2)")
     p.add_argument("--seed", type=int, default=None, help="seed of that hold-out (default: 0)")
+    p.add_argument("--allow-outside", action="store_true", default=None,
+                   help="accept a labels CSV whose paths lead outside its folder (refused by default)")
 
 
 def data_options(args) -> dict:
     """The data flags that were given (so a config file's values are kept otherwise)."""
-    return {k: getattr(args, k) for k in ("data_dir", "download", "val_split", "seed") if getattr(args, k) is not None}
+    return {k: getattr(args, k) for k in ("data_dir", "download", "val_split", "seed", "allow_outside") if getattr(args, k) is not None}
 
 
 def add_parser(sub, name):

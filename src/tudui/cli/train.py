@@ -32,15 +32,14 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()) -> None:
 
 
 def parse_model_args(items) -> dict:
-    import yaml
-
+    from ..config import safe_yaml
     from ..errors import ConfigError
     out = {}
     for item in items or []:
         if "=" not in item:
             raise ConfigError(f"--model-arg needs KEY=VALUE, got '{item}'")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else v
+        out[k.strip()] = safe_yaml(v, f"--model-arg {k.strip()}") if v.strip() else v
     return out
 
 

@@ -8,8 +8,9 @@ from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
 
 
 def load_source(data, *, data_dir: str | None = None, download: bool = False, seed: int = 0,
-                val_split: float = 0.2, classes=None, val_data=None) -> DataSource:
+                val_split: float = 0.2, classes=None, val_data=None, allow_outside: bool = False) -> DataSource:
     """Resolve a data spec: a built-in name, a folder or CSV path, or a map-style torch Dataset.
+    allow_outside: accept CSV rows whose paths lead outside the CSV's folder.
     A bare built-in name always means the built-in set; write `./mnist` for a folder of that name."""
     if isinstance(data, DataSource):
         return data
@@ -24,7 +25,7 @@ def load_source(data, *, data_dir: str | None = None, download: bool = False, se
     if os.path.isfile(expanded):
         if expanded.lower().endswith(".csv"):
             from .csvfile import load_csv
-            return load_csv(expanded, seed=seed, val_split=val_split)
+            return load_csv(expanded, seed=seed, val_split=val_split, allow_outside=allow_outside)
         raise DataError(f"--data {spec} is a file; give a folder of images, a .csv of path,label, or a built-in name")
     if os.path.isdir(expanded):
         from .folder import load_folder

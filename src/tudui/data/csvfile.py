@@ -1,5 +1,9 @@
 """A CSV of `path,label` rows (`--data labels.csv`), paths relative to the CSV's folder (or absolute).
 
+Paths must stay inside the CSV's folder: `../`, absolute paths and symlinks that lead out are refused unless
+`allow_outside` (`--allow-outside`), so a CSV from elsewhere cannot make tudui read arbitrary files. The file
+must be UTF-8 text; otherwise the error names the first line that is not.
+
 An optional header row names the columns (`path,label[,split]`). An optional third column `split`
 (train | val | valid | validation | test) places each row; without it (or with no val/test rows) a seeded,
 stratified validation split is held out and recorded. Class order is sorted: numerically when every label
@@ -8,6 +12,7 @@ is an integer (so label 3 is class index 3), by name otherwise.
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 from ..errors import DataError
@@ -25,15 +30,36 @@ def _class_order(names) -> list:
     return sorted(names)
 
 
+def decode_text(raw: bytes, what: str) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with its BOM -> str; else DataError naming the first bad line."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    if b"\x00" in raw:
+        line = raw[:raw.index(b"\x00")].count(b"\n") + 1
+        raise DataError(f"{what} line {line} is not UTF-8 text (NUL bytes: UTF-16 without a byte-order "
+                        "mark?); save the file as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{what} line {line} is not UTF-8 text (byte 0x{raw[e.start]:02x}); "
+                        "save the file as UTF-8") from None
+
+
 def read_rows(csv_path: str) -> list:
     """-> [(line number, absolute path, label, split or None)]."""
+    with open(csv_path, "rb") as fh:
+        text = decode_text(fh.read(), csv_path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(enumerate(csv.reader(fh), 1))
-    except UnicodeDecodeError:
-        raise DataError(f"{csv_path} is not UTF-8 text; save it as UTF-8 CSV") from None
+        for r in reader:
+            rows.append((reader.line_num, r))
     except csv.Error as e:
-        raise DataError(f"{csv_path} is not a valid CSV: {e}") from None
+        raise DataError(f"{csv_path} line {reader.line_num + 1} is not valid CSV: {e}") from None
     rows = [(n, [c.strip() for c in r]) for n, r in rows if any(c.strip() for c in r) and not r[0].startswith("#")]
     if rows and rows[0][1][0].lower() in PATH_NAMES and len(rows[0][1]) > 1 and rows[0][1][1].lower() in LABEL_NAMES:
         rows = rows[1:]  # header
@@ -53,8 +79,22 @@ def read_rows(csv_path: str) -> list:
     return out
 
 
-def load_csv(csv_path: str, seed: int = 0, val_split: float = 0.2, **_) -> DataSource:
+def check_inside(csv_path: str, rows: list) -> None:
+    """DataError when a listed path is absolute or resolves (`..`, symlinks) outside the CSV's folder."""
+    base = os.path.realpath(os.path.dirname(os.path.abspath(csv_path)))
+    outside = [(n, p) for n, p, _, _ in rows
+               if os.path.commonpath([base, os.path.realpath(p)]) != base]
+    if outside:
+        n, p = outside[0]
+        raise DataError(f"{csv_path} line {n}: {p} is outside the CSV's folder {base} ({len(outside)} such rows); "
+                        "pass --allow-outside (config: allow_outside: true) if you mean it")
+
+
+def load_csv(csv_path: str, seed: int = 0, val_split: float = 0.2, allow_outside: bool = False,
+             **_) -> DataSource:
     rows = read_rows(csv_path)
+    if not allow_outside:
+        check_inside(csv_path, rows)
     missing = [(n, p) for n, p, _, _ in rows if not os.path.isfile(p)]
     if missing:
         n, p = missing[0]

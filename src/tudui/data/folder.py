@@ -46,15 +46,28 @@ def _label_pairs(split_dir: str, dirs: list) -> list:
 def read_label(path: str) -> str:
     """The class name in a label file: its first non-empty line (a trailing newline is optional)."""
     with open(path, "rb") as fh:
-        raw = fh.read()
+        raw = fh.read(1 << 16)  # a class name; a huge file is not a label file
+    text = None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows Notepad's "Unicode"
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     for enc in ("utf-8-sig", "gb18030"):  # label files written on Chinese Windows are often GBK
+        if text is not None:
+            break
         try:
             text = raw.decode(enc)
-            break
         except UnicodeDecodeError:
             continue
-    else:
-        raise DataError(f"label file {path} is not text")
+    if text is None or "\x00" in text:
+        line = 1
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"label file {path} line {line} is not text in UTF-8, UTF-16 or GBK; "
+                        "save it as UTF-8 holding the class name")
     for line in text.splitlines():
         if line.strip():
             return line.strip()

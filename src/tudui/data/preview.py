@@ -137,6 +137,7 @@ def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | N
         options["data"] = os.fspath(data)
     cfg = resolve(options, config_file=config)
     source = load_source(data if own_dataset else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
+                         allow_outside=cfg.allow_outside,
                          seed=cfg.seed, val_split=cfg.val_split)
     split = source.train
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed)).tolist()

@@ -180,8 +180,9 @@ def format_stats(r: dict) -> str:
 
 
 def stats(data, *, data_dir: str | None = None, download: bool = False, val_split: float = 0.2,
-          seed: int = 0, workers: int | None = None) -> dict:
+          seed: int = 0, workers: int | None = None, allow_outside: bool = False) -> dict:
     """Statistics of a data spec (built-in name, folder, CSV, Dataset), as `tudui stats --json` prints them."""
     from . import load_source
-    return dataset_stats(load_source(data, data_dir=data_dir, download=download, seed=seed, val_split=val_split),
+    return dataset_stats(load_source(data, data_dir=data_dir, download=download, seed=seed, val_split=val_split,
+                                     allow_outside=allow_outside),
                          workers=workers)

@@ -156,7 +156,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
 
         source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
-                             seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
+                             allow_outside=cfg.allow_outside, seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
         if data is not None and not isinstance(data, (str, os.PathLike)):
             cfg.data = ""  # a Python Dataset: nothing a later `tudui eval` could reload by name
         if model is None:
