@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 from .common import add_device, add_load_flags, print_json
 
 
@@ -23,6 +25,9 @@ def run(args):
         print_json(results)
         return 0
     for r in results:
+        if "error" in r:
+            print(f"{r['path']}: unreadable ({r['error']})", file=sys.stderr)
+            continue
         best = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in r["topk"])
         print(f"{r['path']}: {best}")
     return 0

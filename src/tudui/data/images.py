@@ -1,7 +1,15 @@
-"""Reading the images people actually have: any mode (L, P, RGBA, CMYK, 16-bit), EXIF rotation, any size."""
+"""Reading the images people actually have: any mode (L, P, RGBA, CMYK, 16-bit), EXIF rotation, any size.
+
+And surviving the ones they should not have: every failure to read a file (truncated, not an image, a
+dangling symlink or a loop, a FIFO, no permission, a decoder error of any kind) is an UnreadableImage naming
+the file and the reason. Decompression bombs are refused from the header, before any pixel is decoded: an
+image over Pillow's `Image.MAX_IMAGE_PIXELS` (89.5 million pixels unless changed) is an error, not a warning.
+"""
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 
 import numpy as np
 import torch
@@ -17,17 +25,72 @@ def is_image_file(path: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+# open_image refuses big images itself (below), so Pillow's warning for 1-2x its limit would only repeat that
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class UnreadableImage(DataError):
+    """An image file that cannot be read; `.path` and `.reason` (one short line)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot read image {path}: {reason}")
+
+
+def _why(e: BaseException, path: str = "") -> str:
+    msg = str(e)
+    if path:  # the file is named once, in front of the reason
+        msg = msg.replace(repr(path), "").replace(path, "")
+    msg = " ".join(msg.split()).strip(" :")
+    return (f"{type(e).__name__}: {msg}" if msg else type(e).__name__)[:200]
+
+
+def check_file(path: str) -> None:
+    """Cheap checks before opening: exists, is a regular file (a FIFO would block), not a broken link."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if os.path.islink(path):
+            raise UnreadableImage(path, "a symlink to nothing (dangling, or a loop)") from None
+        if isinstance(e, FileNotFoundError):
+            raise DataError(f"image not found: {path}") from None
+        raise UnreadableImage(path, _why(e, path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImage(path, "not a regular file")
+    if st.st_size == 0:
+        raise UnreadableImage(path, "empty file (0 bytes)")
+
+
+def check_pixels(path: str, im: Image.Image) -> None:
+    """A header claiming more pixels than Pillow's limit: refused before decoding (a decompression bomb)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        raise UnreadableImage(path, f"{im.width} x {im.height} pixels is over the {limit:,}-pixel limit "
+                                    "(a decompression bomb?); raise PIL.Image.MAX_IMAGE_PIXELS to allow it")
+
+
 def open_image(path: str) -> Image.Image:
-    """Open and fully decode an image, with EXIF orientation applied. Raises DataError naming the file."""
-    if not os.path.exists(path):
-        raise DataError(f"image not found: {path}")
+    """Open and fully decode an image, with EXIF orientation applied. Raises DataError naming the file
+    (UnreadableImage with the reason when it exists but cannot be read)."""
+    check_file(path)
     try:
         with Image.open(path) as im:
+            check_pixels(path, im)
             im.load()
             im = ImageOps.exif_transpose(im)
             return im.copy() if im is not None else im
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
+    except DataError:
+        raise
+    except MemoryError:
+        raise UnreadableImage(path, "out of memory while decoding") from None
+    except Exception as e:  # a decoder fed a hostile file may raise anything; it is that file's problem
+        raise UnreadableImage(path, _why(e, path)) from None
+
+
+def describe_failure(what: str, e: BaseException) -> str:
+    """'<what>: <reason>' for the lists of unreadable files."""
+    reason = e.reason if isinstance(e, UnreadableImage) else _why(e)
+    return f"{what}: {reason}"
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:

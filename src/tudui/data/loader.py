@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
 from .augment import BatchAugment, batch_seed
+from .images import describe_failure
 from .preprocess import build_transforms, normalize_batch, stats_tensors
 from .splits import ArraySplit, FileSplit, Split
 
@@ -41,7 +42,7 @@ def decode_workers(split: Split, workers: int = 0) -> int:
 
 
 def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = "decode") -> tuple:
-    """Decode a whole split -> (uint8 tensor (N, C, H, W), kept indices, unreadable descriptions).
+    """Decode a whole split -> (uint8 tensor (N, C, H, W), kept indices, unreadable: ['<file>: <reason>']).
     `size` (H, W) is required for files: every image is resized to it, so they stack into one tensor."""
     if isinstance(split, ArraySplit):
         fast = split.decode_all(channels, size)
@@ -57,7 +58,7 @@ def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = 
     from tqdm import tqdm
     bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, leave=False, disable=n < 2000)
     for good, imgs, failed in dl:
-        bad += [split.describe(i) for i in failed]
+        bad += [f"{split.describe(i)}: {reason}" for i, reason in failed]
         if imgs is not None:
             if out is None:
                 out = torch.empty((n,) + tuple(imgs.shape[1:]), dtype=torch.uint8)
@@ -71,9 +72,9 @@ def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = 
 
 
 def _stack_decoded(items):
-    """[(index, image or None)] -> (readable indices, stacked images or None, unreadable indices)."""
-    good = [(i, img) for i, img in items if img is not None]
-    failed = [i for i, img in items if img is None]
+    """[(index, image or failure reason)] -> (readable indices, stacked images or None, [(index, reason)])."""
+    good = [(i, img) for i, img in items if not isinstance(img, str)]
+    failed = [(i, img) for i, img in items if isinstance(img, str)]
     imgs = torch.stack([img for _, img in good]) if good else None
     return [i for i, _ in good], imgs, failed
 
@@ -90,8 +91,8 @@ class _DecodeDataset(Dataset):
             return self.split.decode(i, self.channels, self.size)
         try:
             return i, self.split.decode(i, self.channels, self.size)
-        except (DataError, OSError, ValueError):
-            return i, None
+        except Exception as e:  # any failure is that sample's: reported with its reason, never fatal
+            return i, describe_failure("", e)[2:]
 
 
 class BatchLoader:

@@ -127,24 +127,31 @@ def transformed_size(cfg, source: DataSource, channels: int) -> tuple:
 
 
 def _report_skipped(bad: list) -> None:
+    """Every unreadable file once, with its reason."""
     if bad:
-        first = ", ".join(bad[:3])
-        print(f"skipped {len(bad)} unreadable files (first: {first})", file=sys.stderr, flush=True)
+        print(f"skipped {len(bad)} unreadable files:\n" + "\n".join(f"  {b}" for b in bad),
+              file=sys.stderr, flush=True)
 
 
 def _check_readable(split: Split) -> tuple:
-    """Stream path: open every file's header once so broken files are skipped up front."""
+    """Stream path: decode every file once up front (threads; decoding releases the GIL), so a broken file is
+    skipped here with its reason instead of stopping training when its batch comes."""
     if not isinstance(split, FileSplit):
         return split, []
-    from PIL import Image
-    good, bad = [], []
-    for i, p in enumerate(split.paths):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .images import describe_failure, open_image
+
+    def check(p):
         try:
-            with Image.open(p) as im:
-                im.size  # noqa: B018 - reading the header is the check
-            good.append(i)
-        except Exception:
-            bad.append(p)
+            open_image(p).close()
+            return None
+        except Exception as e:
+            return describe_failure(p, e)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(check, split.paths, chunksize=64))
+    good = [i for i, r in enumerate(results) if r is None]
+    bad = [r for r in results if r is not None]
     return (split.subset(good) if bad else split), bad
 
 

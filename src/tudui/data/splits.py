@@ -85,8 +85,12 @@ class FileSplit(Split):
     def fingerprint(self):
         h = hashlib.sha256()
         for p, t in zip(self.paths, self.targets):
-            st = os.stat(p)
-            h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\0{t}\n".encode("utf-8", "surrogatepass"))
+            try:
+                st = os.stat(p)
+                key = f"{st.st_size}\0{st.st_mtime_ns}"
+            except OSError as e:  # a dangling symlink or a loop: unreadable, which the decode reports
+                key = f"unreadable {e.errno}"
+            h.update(f"{os.path.abspath(p)}\0{key}\0{t}\n".encode("utf-8", "surrogatepass"))
         return h.hexdigest()
 
     def subset(self, indices):

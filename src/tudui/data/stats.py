@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
-from .images import open_image, to_mode
+from .images import describe_failure, open_image, to_mode
 from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -89,7 +88,7 @@ def _tensor_stats(x: torch.Tensor) -> tuple:
 
 
 def _one(split: Split, i: int, channels: int):
-    """Stats of sample i, or None when it cannot be read."""
+    """Stats of sample i, or the reason (str) it cannot be read."""
     try:
         if isinstance(split, FileSplit):
             return _pil_stats(open_image(split.paths[i]))
@@ -98,8 +97,8 @@ def _one(split: Split, i: int, channels: int):
             if isinstance(img, Image.Image):
                 return _pil_stats(img)
         return _tensor_stats(split.decode(i, channels, None))
-    except (DataError, OSError, ValueError):
-        return None
+    except Exception as e:  # any failure is that file's: reported with its reason, never fatal
+        return describe_failure("", e)[2:]
 
 
 def _array_pass(split: ArraySplit, acc: _Acc) -> None:
@@ -122,7 +121,7 @@ def _array_pass(split: ArraySplit, acc: _Acc) -> None:
 
 
 def split_stats(split: Split, n_classes: int, channels: int, workers: int, desc: str = "") -> tuple:
-    """-> (_Acc, unreadable descriptions)."""
+    """-> (_Acc, unreadable: [(file, reason)])."""
     acc = _Acc(n_classes)
     if isinstance(split, ArraySplit):
         _array_pass(split, acc)
@@ -134,8 +133,8 @@ def split_stats(split: Split, n_classes: int, channels: int, workers: int, desc:
         for start in range(0, len(split), 256):  # bounded: results never pile up in memory
             idx = range(start, min(start + 256, len(split)))
             for i, r in zip(idx, pool.map(lambda k: _one(split, k, channels), idx)):
-                if r is None:
-                    bad.append(split.describe(i))
+                if isinstance(r, str):
+                    bad.append((split.describe(i), r))
                 else:
                     acc.add(r[0], split.targets[i], *r[1:])
             bar.update(len(idx))
@@ -144,7 +143,8 @@ def split_stats(split: Split, n_classes: int, channels: int, workers: int, desc:
 
 
 def dataset_stats(source: DataSource, workers: int | None = None) -> dict:
-    """{"dataset", "classes", "channels", "splits": {name: {...}}, "unreadable": [paths]} (see module doc)."""
+    """{"dataset", "classes", "channels", "splits": {name: {...}}, "unreadable": [files], "unreadable_reasons":
+    {file: reason}} (see module doc); each unreadable file is listed once."""
     workers = workers or min(8, os.cpu_count() or 1)
     accs, unreadable = {}, []
     for name, split in source.splits.items():
@@ -153,7 +153,7 @@ def dataset_stats(source: DataSource, workers: int | None = None) -> dict:
     gray = all(a.gray for a in accs.values())
     return {"dataset": source.name, "classes": list(source.classes), "channels": "L" if gray else "RGB",
             "splits": {name: acc.summary(source.classes, gray) for name, acc in accs.items()},
-            "unreadable": unreadable}
+            "unreadable": [f for f, _ in unreadable], "unreadable_reasons": dict(unreadable)}
 
 
 def format_stats(r: dict) -> str:
@@ -173,9 +173,9 @@ def format_stats(r: dict) -> str:
             lines.append(f"  sizes: {z['distinct']} distinct, width {z['width'][0]}-{z['width'][1]}, "
                          f"height {z['height'][0]}-{z['height'][1]}; most common: {common}")
         lines.append("  modes: " + ", ".join(f"{m} {n}" for m, n in s["modes"].items()))
-    bad = r["unreadable"]
-    lines.append(f"unreadable: {len(bad)}" + (" (" + ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else "") + ")"
-                                              if bad else ""))
+    bad, why = r["unreadable"], r.get("unreadable_reasons", {})
+    lines.append(f"unreadable: {len(bad)}")
+    lines += [f"  {f}: {why.get(f, '?')}" for f in bad]
     return "\n".join(lines)
 
 
