@@ -95,13 +95,14 @@ def atomic_copy(src: str, dst: str) -> None:
 
 
 def remove_stale_temps(path: str) -> int:
-    """Delete temporary files of `path` left by a process that was killed mid-save (its pid is gone) -> count."""
-    folder, base = os.path.split(os.path.abspath(path))
+    """Delete the temporary files (`.NAME.PID.HEX.tmp`) in the folder of `path` that a process killed mid-save
+    left behind (its pid is gone) -> how many."""
+    folder = os.path.dirname(os.path.abspath(path))
     removed = 0
     for name in os.listdir(folder):
-        if not (name.startswith(f".{base}.") and name.endswith(".tmp")):
+        if not (name.startswith(".") and name.endswith(".tmp")) or name.count(".") < 4:
             continue
-        pid = name[len(base) + 2:].split(".")[0]
+        pid = name.split(".")[-3]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             try:
                 os.unlink(os.path.join(folder, name))
