@@ -7,6 +7,10 @@
 """
 __version__ = "0.1.0"
 
+from .threads import apply_default_policy as _threads  # noqa: E402  (before anything imports torch)
+
+_threads()
+
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
 from .api import evaluate, train  # noqa: E402
 from .classifier import Classifier, load  # noqa: E402

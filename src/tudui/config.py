@@ -6,6 +6,7 @@ YAML-friendly values, written to the run folder and into every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -170,7 +171,7 @@ def coerce(key: str, value: Any) -> Any:
         if base is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            return _finite(key, float(value))
         if base is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
@@ -182,19 +183,25 @@ def coerce(key: str, value: Any) -> Any:
         if base is list:
             if isinstance(value, str):
                 value = [float(v) for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) for v in value):
                 raise ValueError
-            return [float(v) for v in value]
+            return [_finite(key, float(v)) for v in value]
         if base is dict:
             if not isinstance(value, dict):
                 raise ValueError
             return dict(value)
     except ConfigError:
         raise
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     tname = getattr(base, "__name__", str(base))
     raise ConfigError(f"config key '{key}' must be {tname}, got {value!r}")
+
+
+def _finite(key: str, v: float) -> float:
+    if not math.isfinite(v):
+        raise ConfigError(f"config key '{key}' must be a finite number, got {v}")
+    return v
 
 
 def _choices(key):
@@ -250,6 +257,7 @@ def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
     file_values = load_yaml(config_file) if config_file else {}
     overrides = dict(overrides or {})
     recipe = overrides.get("recipe") or file_values.get("recipe") or recipe
+    recipe = coerce("recipe", recipe) if recipe is not None else None
     if recipe:
         merged.update(get_recipe(recipe))
         merged["recipe"] = recipe

@@ -54,5 +54,6 @@ def env_info() -> dict:
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "mps_available": _mps_available(),
         "cpu_threads": torch.get_num_threads(),
+        "omp_wait_policy": __import__("tudui.threads", fromlist=["describe"]).describe(),
         "auto_device": str(resolve_device("auto")),
     }
