@@ -44,10 +44,23 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
              model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False) -> dict:
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
     (by default the held-out split of the data it was trained on)."""
-    from .data import load_source
-    from .data.pipeline import prepare
     from .engine.evaluate import evaluate_model
     from .engine.optim import build_loss
+
+    clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download)
+    result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
+    result["split"] = split or "val"
+    result["checkpoint"] = clf.meta.get("path")
+    return result
+
+
+def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
+                       tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
+                       download: bool = False) -> tuple:
+    """What evaluate() and the report share: -> (Classifier, its config (label smoothing off), PreparedData with
+    only the evaluation split, whether to use TTA)."""
+    from .data import load_source
+    from .data.pipeline import prepare
 
     clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device)
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
@@ -64,7 +77,4 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
     use_tta = cfg.tta if tta is None else tta
     cfg.label_smoothing = 0.0
-    result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
-    result["split"] = split or "val"
-    result["checkpoint"] = clf.meta.get("path")
-    return result
+    return clf, cfg, prepared, use_tta
