@@ -36,8 +36,21 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
     ck = load_resume(resume) if resume is not None else None
     if cfg is None:
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
-    return Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
-                   resume=ck).fit()
+    result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
+                     resume=ck).fit()
+    if cfg.report:
+        result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
+    return result
+
+
+def write_run_report(result, model: Optional[nn.Module] = None, data=None, device: str = "cpu") -> Optional[str]:
+    """`--report`: the HTML report of a finished run (its best.pt on its held-out split). A run trained on a
+    Python Dataset passes that dataset again. -> the page's path."""
+    from .engine.runlog import say
+    from .report import report
+    path = report(result.run_dir, data=data, model=model, device=device)
+    say(f"report:     {path}")
+    return path
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,

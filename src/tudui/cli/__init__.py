@@ -20,6 +20,9 @@ COMMANDS = {
     "preview": "preview",
     "lr-find": "lr_find",
     "import": "import_model",
+    "report": "report",
+    "runs": "runs",
+    "compare": "compare",
 }
 
 

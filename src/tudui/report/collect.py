@@ -45,6 +45,7 @@ class Collected:
     loss: Optional[float] = None
     seconds: float = 0.0
     skipped: list = field(default_factory=list)
+    source: object = None  # the DataSource, when known (for the dataset summary)
 
     @property
     def probs(self) -> torch.Tensor:
@@ -111,5 +112,5 @@ def collect(checkpoint, data=None, split: Optional[str] = None, device: str = "c
         with torch.no_grad():
             loss = float(build_loss(cfg, len(clf.classes))(logits, labels))
     col = Collected(logits=logits, labels=labels, classes=list(clf.classes), loader=prepared.val,
-                    split=split or "val", loss=loss, seconds=seconds, skipped=list(prepared.skipped))
+                    split=split or "val", loss=loss, seconds=seconds, skipped=list(prepared.skipped), source=prepared.source)
     return clf, cfg, col

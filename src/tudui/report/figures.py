@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 BLUE, ORANGE, GREEN, RED, GRAY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 MAX_CM_CLASSES = 102  # larger confusion matrices show only the most-confused classes
@@ -68,6 +69,7 @@ def curves(history: list, title: str = "") -> Optional[Figure]:
             ax.legend(fontsize=8)
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(text(title))
     return fig
@@ -94,6 +96,7 @@ def compare_curves(runs: dict) -> Figure:
     axes[2].set(title="learning rate", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if runs:
         axes[1].legend(fontsize=8)
     return fig
