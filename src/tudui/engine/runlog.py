@@ -169,8 +169,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+CLI_ARGV: Optional[list] = None  # set by tudui.cli.main while it runs a command given as a list
+
+
 def command_line() -> list:
-    """This process's command line as the user typed it: `tudui ...`, `python -c ...` or `python script ...`."""
+    """This process's command line as the user typed it: `tudui ...`, `python -c ...` or `python script ...`
+    (`tudui ...` too for tudui.cli.main(argv) called from Python)."""
+    if CLI_ARGV is not None:
+        return ["tudui"] + list(CLI_ARGV)
     argv = list(sys.argv) or [""]
     if os.path.basename(argv[0]) in ("tudui", "__main__.py"):
         return ["tudui"] + argv[1:]
