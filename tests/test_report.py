@@ -141,7 +141,7 @@ def test_tensorboard_gets_images_hparams_and_graph(colours):
     mux = pem.EventMultiplexer().AddRunsFromDirectory(str(run))
     mux.Reload()
     tensors = {t for r in mux.Runs() for t in mux.GetAccumulator(r).Tags()["tensors"]}
-    scalars = {t for r in mux.Runs() for t in mux.GetAccumulator(r).Tags()["scalars"]}
+    scalars = {t for r in mux.Runs() for t in mux.GetAccumulator(r).Tags().get("scalars", [])}
     assert "_hparams_/session_start_info" in tensors and "_hparams_/experiment" in tensors
     assert {"hparam/final_val_acc", "hparam/best_val_acc"} <= tensors | scalars
 

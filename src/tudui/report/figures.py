@@ -69,10 +69,20 @@ def curves(history: list, title: str = "") -> Optional[Figure]:
             ax.legend(fontsize=8)
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_ticks(ax, [r["epoch"] for r in history])
     if title:
         fig.suptitle(text(title))
     return fig
+
+
+def _epoch_ticks(ax, epochs: list) -> None:
+    """Whole epochs on the x axis; a run of one or two epochs gets just those ticks."""
+    ep = sorted(set(epochs))
+    if 0 < len(ep) <= 2:
+        ax.set_xticks(ep)
+        ax.set_xlim(ep[0] - 0.5, ep[-1] + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _has(history, key) -> bool:
@@ -96,7 +106,7 @@ def compare_curves(runs: dict) -> Figure:
     axes[2].set(title="learning rate", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_ticks(ax, [r["epoch"] for h in runs.values() for r in h])
     if runs:
         axes[1].legend(fontsize=8)
     return fig

@@ -14,9 +14,15 @@ def _rows(col, mask: torch.Tensor, top: int) -> list:
     conf, pred = probs.max(1)
     idx = torch.nonzero(mask).flatten()
     order = idx[torch.argsort(conf[idx], descending=True, stable=True)][:top]
-    return [{"index": int(i), "file": col.describe(int(i)), "true_index": int(col.labels[i]),
-             "true": col.classes[int(col.labels[i])], "pred_index": int(pred[i]), "pred": col.classes[int(pred[i])],
+    return [{"index": int(i), "file": col.describe(int(i)), "short": _short(col.describe(int(i))),
+             "true_index": int(col.labels[i]), "true": col.classes[int(col.labels[i])], "pred_index": int(pred[i]), "pred": col.classes[int(pred[i])],
              "prob": float(conf[i]), "true_prob": float(probs[i, col.labels[i]])} for i in order.tolist()]
+
+
+def _short(path: str) -> str:
+    """The last two parts of a file path (class folder and file), or the description itself."""
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else path
 
 
 def mistakes(col, top: int = 16) -> list:
