@@ -20,9 +20,10 @@ from PIL import Image
 
 from tudui.cli import main
 
-CLASSES = {"red <b>&amp;": (220, 30, 30), "绿 green": (30, 200, 40), "blue \"q\" 'x'": (40, 50, 230)}
+BLUE = "blue \"q\" 'x' $x^$"  # unescaped, matplotlib would parse (and fail on) this as mathtext
+CLASSES = {"red <b>&amp;": (220, 30, 30), "绿 green": (30, 200, 40), BLUE: (40, 50, 230)}
 # (colour of the image, folder it is put in): the model sees the colour, the folder says otherwise
-PLANTED = [("red <b>&amp;", "绿 green"), ("绿 green", "blue \"q\" 'x'"), ("blue \"q\" 'x'", "red <b>&amp;")]
+PLANTED = [("red <b>&amp;", "绿 green"), ("绿 green", BLUE), (BLUE, "red <b>&amp;")]
 
 
 def _img(rng, rgb, size=16) -> Image.Image:
@@ -178,6 +179,16 @@ def test_runs_lists_an_interrupted_run_as_interrupted(colours, tmp_path, capsys)
     assert page == 0
     html = (runs / "stopped" / "report.html").read_text(encoding="utf-8")
     assert 'id="status">interrupted<' in html and "was interrupted" in html
+
+
+def test_runs_lists_a_failed_run_with_its_error(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--name", "nan", "--lr", "1e30", "--momentum",
+                 "0", "--threads", "1", "--no-progress"]) == 2
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["status"] == "failed" and "the loss became" in row["error"]
+    assert row["command"].startswith("tudui train --epochs 1")
 
 
 def test_compare_png_and_html(colours, tmp_path, capsys):

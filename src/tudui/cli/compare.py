@@ -12,10 +12,10 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from ..report.runs import compare, config_diff, read_config, _resolve_run
+    from ..report.runs import compare, config_diff, read_config, resolve_run
     path = compare(args.runs, out=args.out)
     if path.lower().endswith(".png"):  # the table goes to the terminal
-        dirs = [_resolve_run(r) for r in args.runs]
+        dirs = [resolve_run(r) for r in args.runs]
         for k, vals in config_diff({d: read_config(d) for d in dirs}):
             print(f"{k}: " + "  |  ".join(str(v) for v in vals))
     print(path)

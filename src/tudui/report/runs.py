@@ -110,7 +110,7 @@ def fmt_seconds(s) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def _resolve_run(spec: str) -> str:
+def resolve_run(spec: str) -> str:
     path = os.path.expanduser(spec)
     if os.path.isfile(path):  # a checkpoint: its folder
         path = os.path.dirname(os.path.abspath(path))
@@ -144,7 +144,7 @@ def compare(runs: list, out: str = "compare.html") -> str:
         raise TuduiError("compare needs at least two runs: tudui compare RUN RUN [...]")
     if not out.lower().endswith((".png", ".html")):
         raise TuduiError(f"--out {out}: give a .png or .html file")
-    dirs = [_resolve_run(r) for r in runs]
+    dirs = [resolve_run(r) for r in runs]
     names = _unique_names(dirs)
     hist = {n: read_history(d) for n, d in zip(names, dirs)}
     if not any(hist.values()):
