@@ -74,16 +74,15 @@ def split_counts(source, classes: list) -> dict:
 
 
 def versions() -> dict:
-    import matplotlib
-    import torchvision
+    from importlib import metadata
+
     from .. import __version__
-    out = {"tudui": __version__, "python": platform.python_version(), "torch": torch.__version__,
-           "torchvision": torchvision.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__}
-    try:
-        import captum
-        out["captum"] = captum.__version__
-    except ImportError:
-        pass
+    out = {"tudui": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("torchvision", "numpy", "matplotlib", "captum", "jinja2", "onnxruntime", "timm"):
+        try:  # from the installed metadata: importing torchvision alone costs seconds
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
     return out
 
 
