@@ -213,6 +213,18 @@ def test_compare_png_and_html(colours, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
+def test_an_early_stopped_run_is_labelled(colours, tmp_path):
+    import tudui
+    _, run, _ = colours
+    d = tmp_path / "early"
+    shutil.copytree(run, d, ignore=shutil.ignore_patterns("report*", "events.*"))
+    st = json.loads((d / "run.json").read_text())
+    (d / "run.json").write_text(json.dumps(dict(st, status="stopped_early", epochs_done=2, epochs_planned=9)))
+    html = Path(tudui.report(str(d), top=1, cam=False)).read_text(encoding="utf-8")
+    assert 'id="status">stopped early<' in html and "stopped early (no improvement" in html
+    assert "after 2 of 9 epochs" in html
+
+
 def test_curves_fallbacks_and_lone_checkpoints(colours, tmp_path):
     import tudui
     _, run, _ = colours

@@ -3,8 +3,6 @@ run's hyperparameters with its final metrics (HPARAMS tab) and the model graph. 
 only prints a notice: it never costs a finished training run."""
 from __future__ import annotations
 
-import torch
-
 from ..engine.runlog import say
 
 

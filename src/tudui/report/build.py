@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import time
 from typing import Optional
 
 import yaml
 
-from .. import checkpoint as ckpt_io
 from ..errors import CheckpointError, ConfigError, DataError
 
 
@@ -204,7 +202,3 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     with open(os.path.join(figdir, "report.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1, ensure_ascii=False)
     return out
-
-
-def quote(argv) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
