@@ -302,10 +302,14 @@ def test_confusion_of_many_classes_shows_the_most_confused():
     assert confusion(cm[:10, :10], [f"c{i}" for i in range(10)])[1] == ""
 
 
-def test_browser_opens_the_report_offline(colours):
+def test_browser_opens_the_report_offline(colours, tmp_path):
     from browser import open_page
     _, run, _ = colours
     page_path = (run / "report.html").resolve()
+    other = tmp_path / "other"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("*.pt", "report*", "events.*"))
+    compare_path = (tmp_path / "compare.html").resolve()
+    assert main(["compare", str(run), str(other), "--out", str(compare_path)]) == 0
     with open_page(page_path.as_uri(), viewport=(1280, 900)) as page:
         assert page.console_errors == [] and page.page_errors == []
         assert all(u == page_path.as_uri() or u.startswith("data:") for u in page.requested_urls), page.requested_urls
@@ -320,6 +324,11 @@ def test_browser_opens_the_report_offline(colours):
         names = page.locator("#per-class-table tbody tr td:first-child").all_inner_texts()
         assert names == sorted(names, key=str.lower) or names == sorted(names)
         assert page.console_errors == [] and page.page_errors == []
+        page.goto(compare_path.as_uri())  # the compare page too
+        assert page.locator("#runs tbody tr").count() == 2
+        assert page.console_errors == [] and page.page_errors == []
+        assert all(u in (page_path.as_uri(), compare_path.as_uri()) or u.startswith("data:")
+                   for u in page.requested_urls), page.requested_urls
     import io
     a = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float32)
     assert a.std() > 10 and (a < 128).mean() > 0.02  # not blank: dark header, text, figures
