@@ -69,14 +69,15 @@ def _argument_rows(parser: argparse.ArgumentParser, positional: bool):
                     metavar = "{" + ",".join(map(str, action.choices)) + "}"
                 name += " " + metavar
         helptext = formatter._expand_help(action) if action.help else ""
-        yield name, helptext
+        yield name, helptext, action.dest
 
 
 def command_page(name: str, short: str, parser: argparse.ArgumentParser, notes: str | None) -> str:
     lines = [f"# tudui {name}", "", _md(parser.description or short), ""]
     usage = parser.format_usage().strip()
-    if usage.startswith("usage: "):
-        usage = usage[len("usage: "):]
+    if usage.startswith("usage: "):  # drop the prefix and the indent argparse aligns continuation lines with
+        usage = usage[len("usage: "):].replace("\n" + " " * len("usage: "), "\n")
+    config_keys = _config_keys()
     lines += ["```text", usage, "```", ""]
     if notes:
         lines += [notes.strip(), ""]
@@ -85,10 +86,17 @@ def command_page(name: str, short: str, parser: argparse.ArgumentParser, notes: 
         if not rows:
             continue
         lines += [f"## {title}", "", "| argument | what it does |", "| --- | --- |"]
-        lines += [f"| `{_md(n)}` | {_md(h)} |" for n, h in rows]
+        for n, h, dest in rows:
+            key = f" ([config key](../config.md#{dest}))" if not positional and dest in config_keys else ""
+            lines.append(f"| `{_md(n)}` | {_md(h)}{key} |")
         lines.append("")
     lines += ["Generated from the command's argparse parser; `tudui " + name + " --help` prints the same.", ""]
     return "\n".join(lines)
+
+
+def _config_keys() -> set:
+    from tudui.config import config_fields
+    return {f.name for f in config_fields() if f.name != "transforms"}
 
 
 def commands_index(cmds: dict) -> str:
