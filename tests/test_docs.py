@@ -41,6 +41,18 @@ def _text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
 
 
+def _options(parser, prefix):
+    """(command words, option) for a parser and its nested subcommands (`tudui runs list --json`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, p in action.choices.items():
+                yield (prefix + " " + sub, None)
+                yield from _options(p, prefix + " " + sub)
+        for opt in action.option_strings:
+            if opt not in ("-h", "--help"):
+                yield prefix, opt
+
+
 def test_every_command_and_flag_has_its_reference_page(site):
     index = _text(site / "reference" / "cli" / "index.html")
     for name, parser in _subcommands().items():
@@ -48,10 +60,8 @@ def test_every_command_and_flag_has_its_reference_page(site):
         assert page.is_file(), f"no reference page for `tudui {name}`"
         text = _text(page)
         assert f"tudui {name}" in index
-        for action in parser._actions:
-            for opt in action.option_strings:
-                if opt not in ("-h", "--help"):
-                    assert opt in text, f"`tudui {name} {opt}` is missing from its reference page"
+        for words, opt in _options(parser, f"tudui {name}"):
+            assert (opt or words) in text, f"`{words} {opt or ''}` is missing from its reference page"
 
 
 def test_every_config_key_is_on_the_config_page(site):

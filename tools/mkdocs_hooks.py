@@ -69,27 +69,55 @@ def _argument_rows(parser: argparse.ArgumentParser, positional: bool):
                     metavar = "{" + ",".join(map(str, action.choices)) + "}"
                 name += " " + metavar
         helptext = formatter._expand_help(action) if action.help else ""
+        if isinstance(action, argparse._SubParsersAction):
+            helptext = (helptext + "; " if helptext else "") + "one of " + ", ".join(f"`{c}`" for c in action.choices) \
+                + " (each below)"
+            yield name, helptext, "subcommand"
+            continue
         yield name, helptext, action.dest
 
 
-def command_page(name: str, short: str, parser: argparse.ArgumentParser, notes: str | None) -> str:
-    lines = [f"# tudui {name}", "", _md(parser.description or short), ""]
+def _usage(parser: argparse.ArgumentParser) -> str:
     usage = parser.format_usage().strip()
     if usage.startswith("usage: "):  # drop the prefix and the indent argparse aligns continuation lines with
         usage = usage[len("usage: "):].replace("\n" + " " * len("usage: "), "\n")
-    config_keys = _config_keys()
-    lines += ["```text", usage, "```", ""]
-    if notes:
-        lines += [notes.strip(), ""]
+    return usage
+
+
+def _nested(parser: argparse.ArgumentParser) -> dict:
+    """Sub-subcommands (`tudui runs list`), name -> (help, parser)."""
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            out.update({n: (helps.get(n, ""), p) for n, p in action.choices.items()})
+    return out
+
+
+def _argument_tables(parser: argparse.ArgumentParser, level: str, config_keys: set) -> list:
+    lines = []
     for title, positional in (("Arguments", True), ("Options", False)):
-        rows = list(_argument_rows(parser, positional))
+        rows = [r for r in _argument_rows(parser, positional) if r[2] != argparse.SUPPRESS]
         if not rows:
             continue
-        lines += [f"## {title}", "", "| argument | what it does |", "| --- | --- |"]
+        lines += [f"{level} {title}", "", "| argument | what it does |", "| --- | --- |"]
         for n, h, dest in rows:
             key = f" ([config key](../config.md#{dest}))" if not positional and dest in config_keys else ""
             lines.append(f"| `{_md(n)}` | {_md(h)}{key} |")
         lines.append("")
+    return lines
+
+
+def command_page(name: str, short: str, parser: argparse.ArgumentParser, notes: str | None) -> str:
+    config_keys = _config_keys()
+    lines = [f"# tudui {name}", "", _md(parser.description or short), "", "```text", _usage(parser), "```", ""]
+    if notes:
+        lines += [notes.strip(), ""]
+    lines += _argument_tables(parser, "##", config_keys)
+    for sub, (sub_help, sub_parser) in _nested(parser).items():
+        lines += [f"## tudui {name} {sub}", "", _md(sub_parser.description or sub_help), "",
+                  "```text", _usage(sub_parser), "```", ""]
+        lines += _argument_tables(sub_parser, "###", config_keys)
     lines += ["Generated from the command's argparse parser; `tudui " + name + " --help` prints the same.", ""]
     return "\n".join(lines)
 
