@@ -63,7 +63,6 @@ def same_run(a: str, b: str) -> list:
 
 
 def wait_first_checkpoint(p, last: str) -> float:
-    t0 = time.perf_counter()
     while not os.path.exists(last) and p.poll() is None:
         time.sleep(0.002)
     return time.perf_counter()

@@ -4,7 +4,6 @@ the optimizer state, in extra entries, in the config) unless --unsafe-load; a ch
 the folder; saved files get the umask's permissions; an existing run folder is not reused."""
 import errno
 import os
-import pickle
 import shutil
 import stat
 

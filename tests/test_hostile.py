@@ -1,7 +1,6 @@
 """Hostile files (tests/hostile.py makes them in their real formats) through stats, train (memory and stream
 loaders) and predict: no crash, no hang, every bad file reported exactly once with its reason, every good one
 read. The 1,000-file run with wall time and peak memory is benchmarks/hostile_corpus.py."""
-import os
 
 import pytest
 

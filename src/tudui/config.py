@@ -108,7 +108,8 @@ class TrainConfig:
     eval_every: int = _opt(1, "evaluate every N epochs (the last epoch always)")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
     seed: int = _opt(0, "random seed")
-    threads: Optional[int] = _opt(None, "torch CPU threads (default: torch's choice)")
+    threads: Optional[int] = _opt(None, "torch CPU threads (default: torch's choice, one per core; tudui makes "
+                                        "waiting threads spin only briefly, see docs/explanations/reliability.md)")
     out: str = _opt("runs", "parent folder of run folders")
     name: Optional[str] = _opt(None, "run folder name (default: unique and sortable)")
     recipe: Optional[str] = _opt(None, "a named bundle of options (see --print-config)")

@@ -1,11 +1,13 @@
 """The CPU thread policy, applied before torch loads (OpenMP reads its settings then).
 
-Measured in benchmarks/thread_load.py (results in benchmarks/results/thread_load.json): with one other busy
-process on a 2-core machine, torch's default (one OpenMP thread per core, waiting threads spinning) made a
-training epoch several times slower, because a spinning thread waits for a partner that has no core.
-With OMP_WAIT_POLICY=PASSIVE the waiting threads sleep instead: the busy case stays within 2x of the idle one
-and the idle case keeps torch's speed. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and so does
-`--threads`; it has no effect when torch was imported before tudui.
+Measured in benchmarks/thread_load.py (benchmarks/results/thread_load.json, a 2-core machine): with one other
+busy process, torch's default (one OpenMP thread per core; a waiting thread spins for a long while before it
+sleeps) made a training epoch 3.5x slower than on the idle machine, because a spinning thread waits for a
+partner that has no core. Spinning only briefly (GOMP_SPINCOUNT=1000) kept the busy epoch at 2.0x the idle one
+and the idle epoch within 5% of torch's default; sleeping at once (OMP_WAIT_POLICY=PASSIVE) was 20% slower
+when idle, and one thread 1.8x slower. So tudui sets GOMP_SPINCOUNT=1000 (libgomp: the OpenMP of torch's
+Linux wheels; other OpenMP runtimes ignore it). A user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins, and
+`--threads` still sets the thread count; nothing changes when torch was imported before tudui.
 
 This module must not import torch.
 """
@@ -14,17 +16,18 @@ from __future__ import annotations
 import os
 import sys
 
-WAIT_POLICY = "PASSIVE"
+SPINCOUNT = "1000"
 
 
 def apply_default_policy() -> bool:
-    """Set OMP_WAIT_POLICY=PASSIVE unless the user chose a wait policy or torch is already loaded -> applied?"""
+    """Set GOMP_SPINCOUNT unless the user chose a wait policy or torch is already loaded -> applied?"""
     if "torch" in sys.modules or os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT"):
         return False
-    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
     return True
 
 
 def describe() -> str:
-    return os.environ.get("OMP_WAIT_POLICY") or ("GOMP_SPINCOUNT=" + os.environ["GOMP_SPINCOUNT"]
-                                                 if os.environ.get("GOMP_SPINCOUNT") else "OpenMP default")
+    """The wait policy in effect, for `tudui env`."""
+    parts = [f"{k}={os.environ[k]}" for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") if os.environ.get(k)]
+    return ", ".join(parts) or "OpenMP default"
