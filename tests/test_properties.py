@@ -30,14 +30,14 @@ def images(draw):
     w, h = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = np.random.default_rng(seed)
-    bands = {"RGB": 3, "RGBA": 4, "CMYK": 4, "LA": 2}.get(mode, 1)
+    bands = {"RGB": 3, "P": 3, "RGBA": 4, "CMYK": 4, "LA": 2}.get(mode, 1)
     if mode == "F":
         arr = rng.normal(0, draw(st.sampled_from([1.0, 300.0, 1e6])), (h, w)).astype(np.float32)
-        im = Image.fromarray(arr, mode="F")
+        im = Image.fromarray(arr)
     elif mode == "I":
-        im = Image.fromarray(rng.integers(-70000, 70000, (h, w), dtype=np.int32), mode="I")
+        im = Image.fromarray(rng.integers(-70000, 70000, (h, w), dtype=np.int32))
     elif mode == "I;16":
-        im = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16), mode="I;16")
+        im = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
     elif mode == "1":
         im = Image.fromarray(rng.integers(0, 2, (h, w), dtype=np.uint8) * 255).convert("1")
     else:
