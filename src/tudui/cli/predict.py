@@ -21,6 +21,11 @@ def run(args):
     from ..predict import predict
     results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device,
                       verify=args.verify, unsafe_load=args.unsafe_load)
+    if results and all("error" in r for r in results):  # nothing could be read: a user mistake, exit 2
+        from ..errors import DataError
+        first = results[0]
+        raise DataError(f"cannot read image {first['path']}: {first['error']}" if len(results) == 1 else
+                        f"cannot read any of the {len(results)} images (first: {first['path']}: {first['error']})")
     if args.json:
         print_json(results)
         return 0
