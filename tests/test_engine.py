@@ -251,6 +251,7 @@ def test_prefixed_state_dicts_load(tmp_path, digits_run):
     for prefix in ("module.", "_orig_mod.", "module._orig_mod."):
         ck2 = {k: v for k, v in ck.items() if k != "path"}
         ck2["state_dict"] = {prefix + k: v for k, v in ck["state_dict"].items()}
+        ck2["sha256"] = ckpt_io.content_hash(ck2)  # as a file written with those keys would record
         p = tmp_path / "prefixed.pt"
         ckpt_io.atomic_torch_save(ck2, p)
         clf = tudui.load(str(p))
