@@ -39,3 +39,37 @@ def same_answer(a, b, tol: float = 1e-6) -> bool:
         return False
     return all(x["label"] == y["label"] and x["index"] == y["index"] and abs(x["prob"] - y["prob"]) <= tol
                for x, y in zip(a["topk"], b["topk"]))
+
+
+class LiveServer:
+    """A real uvicorn serving `app` on 127.0.0.1 at a free port, in a thread; stopped on exit."""
+
+    def __init__(self, app, start_timeout: float = 30.0):
+        self.app = app
+        self.start_timeout = start_timeout
+
+    def __enter__(self):
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+        assert not self.thread.is_alive(), "uvicorn did not stop"
