@@ -308,6 +308,25 @@ def test_batcher_off_and_oversized_requests():
     assert calls == [4, 4, 2] and [p[0]["label"] for p in out[0]] == [f"im{i}" for i in range(10)]
 
 
+def test_batcher_waits_only_for_requests_on_their_way():
+    calls = []
+    b = MicroBatcher(fake_predict(calls), max_batch=8, wait_ms=60_000)
+
+    async def main():
+        alone = await asyncio.wait_for(b.predict(["a"], 1), 30)  # nothing arriving: no 60 s wait
+        first = asyncio.ensure_future(b.predict(["b"], 1))
+        with b.arriving():  # a request being decoded: the batch waits for it
+            await asyncio.sleep(0.05)
+            second = asyncio.ensure_future(b.predict(["c"], 1))
+        out = await asyncio.wait_for(asyncio.gather(first, second), 30)
+        await b.close()
+        return alone, out
+
+    alone, (first, second) = asyncio.run(main())
+    assert alone[0][0]["label"] == "a" and first[0][0]["label"] == "b" and second[0][0]["label"] == "c"
+    assert calls == [1, 2]
+
+
 def test_batcher_isolates_a_failing_request():
     calls = []
     out = run_jobs(MicroBatcher(fake_predict(calls), max_batch=16, wait_ms=50),

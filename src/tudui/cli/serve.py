@@ -28,6 +28,8 @@ def add_parser(sub, name):
                    help=f"most files in one /predict/batch request (default {MAX_FILES})")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for the model (default: the machine's cores, at most 4)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level; 'warning' drops the line per request (default info)")
     add_device(p)
     return p
 
@@ -36,5 +38,6 @@ def run(args):
     from ..serve import serve
     serve(args.checkpoint, host=args.host, port=args.port, token=args.token, max_bytes=args.max_bytes,
           max_pixels=args.max_pixels, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-          max_files=args.max_files, threads=args.threads, device=args.device)
+          max_files=args.max_files, threads=args.threads, device=args.device,
+          log_level=args.log_level)
     return 0

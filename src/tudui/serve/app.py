@@ -108,10 +108,12 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
     async def client_error(request: Request, exc: ClientError):
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
-    async def classify(uploads: list, topk: int) -> list:
-        images = []
-        for name, data in uploads:  # decoding runs in the thread pool, beside the model thread
-            images.append(await run_in_threadpool(decode_upload, data, name, max_pixels, channels))
+    async def decode(uploads: list) -> list:
+        # decoding runs in the thread pool, beside the model thread
+        return [await run_in_threadpool(decode_upload, data, name, max_pixels, channels) for name, data in uploads]
+
+    async def classify(uploads: list, images: list, topk: int) -> list:
+        """-> [{'path', 'topk'}] as plain JSON types (answered as JSONResponse, skipping FastAPI's encoder)."""
         try:
             preds = await batcher.predict(images, topk)
         except ClientError:
@@ -127,14 +129,18 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
               summary="Classify one image (multipart file or raw bytes)")
     async def predict(request: Request, topk: int = topk_query,
                       name: str | None = Query(None, description="the path to report for a raw-body upload")):
-        uploads = await read_uploads(request, max_bytes, max_files=1)
-        return (await classify(uploads[:1], topk))[0]
+        with batcher.arriving():
+            uploads = await read_uploads(request, max_bytes, max_files=1)
+            images = await decode(uploads)
+        return JSONResponse((await classify(uploads, images, topk))[0])
 
     @app.post("/predict/batch", openapi_extra=_BATCH_BODY, responses=_ERRORS,
               summary="Classify several images (multipart, one file field each)")
     async def predict_batch(request: Request, topk: int = topk_query):
-        uploads = await read_uploads(request, max_bytes, max_files=max_files)
-        return await classify(uploads, topk)
+        with batcher.arriving():
+            uploads = await read_uploads(request, max_bytes, max_files=max_files)
+            images = await decode(uploads)
+        return JSONResponse(await classify(uploads, images, topk))
 
     @app.get("/classes", summary="The class names in index order")
     async def get_classes():

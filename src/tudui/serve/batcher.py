@@ -4,14 +4,17 @@ one batch (up to `max_batch` images), in ONE worker thread, so the event loop ne
     batcher = MicroBatcher(model.predict_images, max_batch=32, wait_ms=5)
     topk_lists = await batcher.predict([img1, img2], topk=3)
 
-max_batch=1 turns batching off (one request's images at a time, in chunks of one). With wait_ms=0 a batch
-takes what is already queued and does not wait for more. A request larger than max_batch runs alone, in
+A batch waits (up to wait_ms) only while another request is on its way: the app wraps each request's
+reading and decoding in `batcher.arriving()`, so a lone client is answered without any wait, and under load
+a batch waits for the requests still being decoded. max_batch=1 turns batching off (one request's images
+at a time, in chunks of one). With wait_ms=0 a batch takes what is already queued and never waits. A request larger than max_batch runs alone, in
 chunks of max_batch. When a batch fails, each of its requests is retried alone, so one bad request cannot
 fail the others.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,6 +58,16 @@ class MicroBatcher:
         self._loop = None
         self._queue = None
         self._task = None
+        self._arriving = 0  # requests being read and decoded, that will call predict() soon
+
+    @contextlib.contextmanager
+    def arriving(self):
+        """Wrap a request's reading and decoding: while any is inside, a batch waits for it."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,7 +105,7 @@ class MicroBatcher:
                 job = queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - self._loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self._arriving <= 0:
                     break
                 try:
                     job = await asyncio.wait_for(queue.get(), remaining)
