@@ -181,6 +181,14 @@ def test_413_by_pixels_without_decoding(model, client):
         assert r.status_code == 413
 
 
+def test_batch_images_share_the_pixel_limit(model):
+    png = encode(digit_image(0)[0], "PNG")  # 8x8 = 64 px
+    with TestClient(create_app(model, max_pixels=200), raise_server_exceptions=False) as c:
+        assert c.post("/predict/batch", files=files_of(*[(f"{i}.png", png) for i in range(3)])).status_code == 200
+        r = c.post("/predict/batch", files=files_of(*[(f"{i}.png", png) for i in range(4)]))  # 256 px together
+        assert r.status_code == 413 and "together" in r.json()["detail"]
+
+
 def test_decompression_bomb_warning_is_an_error(model):
     """With --max-pixels above Pillow's own limit, Pillow's bomb warning (and error) still give 413."""
     from PIL import Image as PILImage

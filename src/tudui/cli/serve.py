@@ -19,7 +19,8 @@ def add_parser(sub, name):
     p.add_argument("--max-bytes", type=int, default=MAX_BYTES,
                    help=f"largest request body in bytes; larger gets 413 (default {MAX_BYTES})")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                   help=f"largest image in pixels (width x height); larger gets 413 (default {MAX_PIXELS})")
+                   help=f"largest image in pixels (width x height), also the most for all images of a batch request; "
+                        f"more gets 413 (default {MAX_PIXELS})")
     p.add_argument("--max-batch", type=int, default=MAX_BATCH,
                    help=f"most images per model call; 1 turns micro-batching off (default {MAX_BATCH})")
     p.add_argument("--batch-wait-ms", type=float, default=BATCH_WAIT_MS,

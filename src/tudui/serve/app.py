@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .batcher import MicroBatcher
-from .guards import ClientError, bombs_are_errors, decode_upload, read_uploads
+from .guards import ClientError, bombs_are_errors, check_uploads, decode_upload, read_uploads
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_BYTES, MAX_FILES, MAX_PIXELS, MAX_TOPK
 from .model import model_name
 
@@ -109,7 +109,8 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     async def decode(uploads: list) -> list:
-        # decoding runs in the thread pool, beside the model thread
+        # headers first (all of them, cheap), then decoding, in the thread pool beside the model thread
+        await run_in_threadpool(check_uploads, uploads, max_pixels)
         return [await run_in_threadpool(decode_upload, data, name, max_pixels, channels) for name, data in uploads]
 
     async def classify(uploads: list, images: list, topk: int) -> list:

@@ -4,7 +4,7 @@
   streamed bytes pass the limit (the body is never read whole first);
 - the format: JPEG, PNG, WEBP, BMP, GIF or TIFF, identified from the data, else 415;
 - the size: over `max_pixels` is a 413, read from the header without decoding the pixels (Pillow's
-  decompression-bomb warning is an error too);
+  decompression-bomb warning is an error too); a batch request's images share that limit;
 - any decode failure is a 400. Every refusal is a ClientError that the app answers as JSON.
 """
 from __future__ import annotations
@@ -90,10 +90,9 @@ async def read_uploads(request, max_bytes: int, max_files: int) -> list:
     return [(request.query_params.get("name") or "upload", data)]
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int, channels=None) -> Image.Image:
-    """Bytes -> a decoded PIL image (EXIF orientation applied, converted to the model's channels), or a
-    ClientError: 415 for a non-image or a format outside ALLOWED_FORMATS, 413 over max_pixels, 400 when
-    the data cannot be decoded."""
+def image_pixels(data: bytes, name: str, max_pixels: int) -> int:
+    """Width x height from the header alone (no pixel decoded), or a ClientError: 400 for an empty file, 415
+    for a non-image or a format outside ALLOWED_FORMATS, 413 over max_pixels or Pillow's bomb limit."""
     if not data:
         raise ClientError(400, f"{name}: the file is empty")
     try:
@@ -110,6 +109,22 @@ def decode_upload(data: bytes, name: str, max_pixels: int, channels=None) -> Ima
     if width * height > max_pixels:
         raise ClientError(413, f"{name} is {width}x{height} = {width * height} pixels, over the server's limit "
                                f"of {max_pixels} (--max-pixels)")
+    return width * height
+
+
+def check_uploads(uploads: list, max_pixels: int) -> None:
+    """Every upload's header (see image_pixels), and their pixels together within max_pixels: a batch request
+    cannot make the server hold more decoded pixels than one largest image."""
+    total = sum(image_pixels(data, name, max_pixels) for name, data in uploads)
+    if total > max_pixels:
+        raise ClientError(413, f"the {len(uploads)} images have {total} pixels together, over the server's limit "
+                               f"of {max_pixels} per request (--max-pixels); send them in smaller batches")
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int, channels=None) -> Image.Image:
+    """Bytes -> a decoded PIL image (EXIF orientation applied, converted to the model's channels), or a
+    ClientError: the header checks of image_pixels, then 400 when the data cannot be decoded."""
+    image_pixels(data, name, max_pixels)
     fh = io.BytesIO(data)
     fh.name = name
     try:
