@@ -88,7 +88,8 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
     bombs_are_errors()
     batcher = MicroBatcher(model.predict_images, max_batch=max_batch, wait_ms=batch_wait_ms)
     classes = list(model.classes)
-    channels = (getattr(model, "preprocess", None) or {}).get("channels")
+    pre = getattr(model, "preprocess", None)
+    channels = pre.get("channels") if isinstance(pre, dict) else None  # decode straight to the model's mode
 
     @asynccontextmanager
     async def lifespan(app):
