@@ -17,7 +17,10 @@ reported). Models (random weights, seeded; weights do not change the cost):
     python benchmarks/serve_load.py --save benchmarks/results/serve_load.json
     python benchmarks/serve_load.py --models course32 --requests 128      # quicker
 
-Bounded: at most --requests requests and --max-seconds seconds per (model, mode, clients) cell.
+Both servers (with and without batching) run at once and the cells are measured in --rounds rounds that
+interleave the two modes, so that load from elsewhere on the machine hits both alike; a cell's images/s
+is its median round, its latencies are pooled over the rounds. Bounded: at most --requests requests and
+--max-seconds seconds per (model, mode, clients) cell, over all rounds.
 JSON goes to stdout, progress to stderr.
 """
 from __future__ import annotations
@@ -46,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 CIFAR_TEST = Path("~/.cache/tudui/cifar10-jpeg/test").expanduser()
 HYMENOPTERA_VAL = REPO.parent / "shared" / "datasets" / "hymenoptera_data" / "val"
 MODELS = {"course32": ("tudui", 32), "mobilenet96": ("mobilenet_v3_small", 96), "resnet18_224": ("resnet18", 224)}
-MODES = {"batched": ["--max-batch", "32", "--batch-wait-ms", "5"], "one_at_a_time": ["--max-batch", "1"]}
+MODES = {"one_at_a_time": ["--max-batch", "1"], "batched": ["--max-batch", "32", "--batch-wait-ms", "5"]}
 
 
 def log(msg: str) -> None:
@@ -169,8 +172,12 @@ async def load(port: int, uploads: list, clients: int, requests: int, max_second
     next_index = 0
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
     try:
-        # warm-up: every connection once, all together
-        await asyncio.gather(*(exchange(r, w, prepared[i % len(prepared)]) for i, (r, w) in enumerate(conns)))
+        # warm-up (not counted): every connection together, for at least 2 rounds and 0.3 s, so that the
+        # server process just switched to has its caches and allocator warm again
+        warm_until, rounds = time.perf_counter() + 0.3, 0
+        while rounds < 2 or time.perf_counter() < warm_until:
+            await asyncio.gather(*(exchange(r, w, prepared[i % len(prepared)]) for i, (r, w) in enumerate(conns)))
+            rounds += 1
         start = time.perf_counter()
         cpu0, server_cpu0 = time.process_time(), cpu_seconds(server_pid)
         stop_at = start + max_seconds
@@ -202,7 +209,23 @@ async def load(port: int, uploads: list, clients: int, requests: int, max_second
         checks = [compare(body, reference[i]) for i, status, body in ok]
         out["all_equal_sequential"] = all(same for same, _ in checks) and len(ok) == len(answers)
         out["max_prob_diff"] = max(d for _, d in checks) if checks else None
+    out["latencies"] = latencies
     return out
+
+
+def combine(rounds: list) -> dict:
+    """The rounds of one cell: images/s as the median round (and every round's), latencies pooled."""
+    lat = sorted(x for r in rounds for x in r.pop("latencies"))
+    return {"clients": rounds[0]["clients"], "rounds": len(rounds),
+            "requests": sum(r["requests"] for r in rounds), "errors": sum(r["errors"] for r in rounds),
+            "images_per_s": statistics.median(r["images_per_s"] for r in rounds),
+            "images_per_s_each_round": [r["images_per_s"] for r in rounds],
+            "p50_ms": round(1000 * statistics.median(lat), 2),
+            "p95_ms": round(1000 * statistics.quantiles(lat, n=20)[18], 2) if len(lat) >= 20 else None,
+            "server_cpu_ms_per_request": round(statistics.mean(r["server_cpu_ms_per_request"] for r in rounds), 2),
+            "client_cpu_ms_per_request": round(statistics.mean(r["client_cpu_ms_per_request"] for r in rounds), 2),
+            "all_equal_sequential": all(r["all_equal_sequential"] for r in rounds),
+            "max_prob_diff": max(r["max_prob_diff"] for r in rounds)}
 
 
 async def sequential_answers(url: str, uploads: list) -> list:
@@ -219,10 +242,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--clients", nargs="+", type=int, default=[1, 8, 32])
-    ap.add_argument("--requests", type=int, default=512, help="requests per cell (default 512)")
-    ap.add_argument("--max-seconds", type=float, default=15.0, help="time cap per cell (default 15)")
+    ap.add_argument("--requests", type=int, default=510, help="requests per cell, all rounds (default 510)")
+    ap.add_argument("--max-seconds", type=float, default=15.0,
+                    help="time cap per cell, all rounds (default 15)")
     ap.add_argument("--images", type=int, default=64, help="distinct images per model (default 64)")
     ap.add_argument("--threads", type=int, default=1, help="the server's torch threads (default 1)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per cell, the modes interleaved (default 3)")
     ap.add_argument("--save", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -238,20 +263,26 @@ def main() -> None:
             uploads = images_for(key, args.images)
             entry = {"model": MODELS[key][0], "img_size": MODELS[key][1], "upload_bytes_mean":
                      round(statistics.mean(len(d) for _, d in uploads)), "runs": {}}
-            reference = None
-            for mode in ("one_at_a_time", "batched"):
-                with Server(ckpt, mode, args.threads) as server:
-                    if reference is None:
-                        reference = asyncio.run(sequential_answers(server.url, uploads))
-                    rows = []
+            servers = {mode: Server(ckpt, mode, args.threads) for mode in MODES}
+            for server in servers.values():
+                server.__enter__()
+            try:
+                reference = asyncio.run(sequential_answers(servers["one_at_a_time"].url, uploads))
+                cells = {(m, c): [] for m in MODES for c in args.clients}
+                # rounds interleave the modes, so that load from elsewhere on the machine hits both alike
+                for rnd in range(args.rounds):
                     for clients in args.clients:
-                        row = asyncio.run(load(server.port, uploads, clients, args.requests, args.max_seconds,
-                                                  reference, server.proc.pid))
-                        log(f"{key} {mode} clients={clients}: {row['images_per_s']} img/s, p50 {row['p50_ms']} ms, "
-                            f"p95 {row['p95_ms']} ms, equal={row['all_equal_sequential']}, cpu/request server "
-                            f"{row['server_cpu_ms_per_request']} ms client {row['client_cpu_ms_per_request']} ms")
-                        rows.append(row)
-                    entry["runs"][mode] = rows
+                        for mode, server in servers.items():
+                            row = asyncio.run(load(server.port, uploads, clients, args.requests // args.rounds,
+                                                   args.max_seconds / args.rounds, reference, server.proc.pid))
+                            log(f"{key} round {rnd + 1} {mode} clients={clients}: {row['images_per_s']} img/s, "
+                                f"p50 {row['p50_ms']} ms, equal={row['all_equal_sequential']}, cpu/request server "
+                                f"{row['server_cpu_ms_per_request']} ms client {row['client_cpu_ms_per_request']} ms")
+                            cells[(mode, clients)].append(row)
+            finally:
+                for server in servers.values():
+                    server.__exit__(None, None, None)
+            entry["runs"] = {m: [combine(cells[(m, c)]) for c in args.clients] for m in MODES}
             by = {m: {r["clients"]: r["images_per_s"] for r in rows} for m, rows in entry["runs"].items()}
             entry["batched_over_one_at_a_time"] = {c: round(by["batched"][c] / by["one_at_a_time"][c], 2)
                                                    for c in args.clients}
