@@ -20,6 +20,7 @@ COMMANDS = {
     "preview": "preview",
     "lr-find": "lr_find",
     "import": "import_model",
+    "export": "export_model",
 }
 
 
