@@ -30,8 +30,14 @@ def compare(reference, candidate, inputs: torch.Tensor, rtol: float, atol: float
     for b in batch_sizes:
         for i in range(0, len(inputs), b):
             x = inputs[i:i + b]
-            with torch.no_grad():
-                ref = reference(x).float()
+            try:
+                with torch.no_grad():
+                    ref = reference(x).float()
+            except Exception as e:  # noqa: BLE001 - the model's own code cannot take this batch size
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ExportError(f"the PyTorch model itself fails at batch size {len(x)} ({msg[:200]}); an exported "
+                                  "model has a dynamic batch axis: replace code that fixes the batch size (e.g. "
+                                  "x.view(2, -1)) with x.flatten(1) or x.view(x.size(0), -1); no file kept") from None
             try:
                 with torch.no_grad():
                     got = candidate(x).float()
