@@ -326,3 +326,17 @@ def test_zoo_exports(tmp_path, name, size):
     for fmt in ("onnx", "torchscript"):
         r = tudui.export(ck, format=fmt)
         assert_same_predictions(tudui.predict(r["path"], img, topk=3), want)
+
+
+def test_torchscript_trace_of_a_value_branch_is_flagged(tmp_path):
+    """Tracing fixes a branch taken on tensor values: either the check sees inputs taking the other branch and
+    refuses, or the export reports the line of the user's code that the tracer fixed."""
+    torch.manual_seed(3)
+    clf = user_classifier(ValueBranch())
+    try:
+        r = tudui.export(clf, out=tmp_path / "vb.pt", format="torchscript")
+    except ExportError as e:
+        assert "differs from PyTorch" in str(e) and no_leftovers(tmp_path, "vb.pt")
+    else:
+        assert any(w.startswith("test_export.py:") and "Python boolean" in w for w in r["warnings"])
+    assert tudui.export(user_classifier(MyNet()), out=tmp_path / "mine.pt", format="torchscript")["warnings"] == []

@@ -30,6 +30,8 @@ def run(args):
     kind = f"ONNX opset {r['opset']}" if r["format"] == "onnx" else "TorchScript"
     print(f"wrote {r['path']} ({kind}, {r['bytes'] / 1e6:.1f} MB, dynamic batch, input "
           f"{r['channels']}x{r['input_size'][0]}x{r['input_size'][1]}, {r['classes']} classes)")
+    for note in r["warnings"]:
+        print(f"warning: the tracer fixed a value computed from the input; check this line: {note}", file=sys.stderr)
     ties = f", {r['top1_ties']} top-1 ties within the tolerance" if r["top1_ties"] else ""
     print(f"checked against PyTorch on {r['checked_inputs']} inputs at batch sizes "
           f"{', '.join(map(str, r['batch_sizes']))}: largest difference {r['max_abs_diff']:.2g}{ties}", file=sys.stderr)

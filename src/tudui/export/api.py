@@ -49,6 +49,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     if inputs < 1:
         raise ExportError("the check needs at least one input")
     t0 = time.perf_counter()
+    notes: list = []
     if fmt == "onnx":  # fail on a missing dependency before any work
         from ..infer.onnx_model import require
         for mod in ("onnx", "onnxruntime") + (("onnxscript",) if (opset or 18) >= 18 else ()):
@@ -83,7 +84,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
         else:
             from .torchscript import check_torchscript, trace, write_torchscript
             try:
-                traced = trace(net, example)
+                traced = trace(net, example, notes)
             except Exception as e:  # noqa: BLE001
                 raise _explain(net, example, e, trace, "TorchScript") from None
             write_torchscript(traced, tmp, meta)
@@ -95,7 +96,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
             os.unlink(tmp)
     return {"path": out, "format": fmt, "opset": opset if fmt == "onnx" else None, "exporter": exporter,
             "bytes": os.path.getsize(out), "classes": len(clf.classes), "input_size": meta["input_size"],
-            "channels": meta["channels"], "seconds": time.perf_counter() - t0, **stats}
+            "channels": meta["channels"], "seconds": time.perf_counter() - t0, "warnings": notes, **stats}
 
 
 def _explain(net, example, err, export_one, what: str) -> ExportError:

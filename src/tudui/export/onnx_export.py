@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import warnings
@@ -25,11 +26,22 @@ INPUT, OUTPUT = "input", "logits"
 
 @contextlib.contextmanager
 def quiet():
-    """The exporters print progress on stdout (which carries JSON for --json) and warn freely."""
-    with contextlib.redirect_stdout(sys.stderr if os.environ.get("TUDUI_EXPORT_VERBOSE") else io.StringIO()), \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """The exporters print progress on stdout (which carries JSON for --json), log failing graphs and warn
+    freely; tudui reports one line instead. TUDUI_EXPORT_VERBOSE=1 lets it all through (on stderr)."""
+    if os.environ.get("TUDUI_EXPORT_VERBOSE"):
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
+    torch_log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch_log.setLevel(level)
 
 
 def to_onnx_proto(net: torch.nn.Module, example: torch.Tensor, opset: int):

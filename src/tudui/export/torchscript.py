@@ -4,6 +4,7 @@ batch sizes, so a model whose code fixes the batch size is caught."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import torch
@@ -14,9 +15,27 @@ from .onnx_export import quiet
 META_FILE = "tudui.json"
 
 
-def trace(net: torch.nn.Module, example: torch.Tensor):
-    with quiet(), torch.no_grad():
-        return torch.jit.trace(net, (example,), check_trace=False)
+def _library_file(filename: str) -> bool:
+    """torch's and torchvision's own shape checks trigger tracer warnings that do not matter."""
+    import torchvision
+    roots = [os.path.dirname(m.__file__) for m in (torch, torchvision)]
+    return any(os.path.abspath(filename).startswith(r + os.sep) for r in roots)
+
+
+def trace(net: torch.nn.Module, example: torch.Tensor, notes: list | None = None):
+    """torch.jit.trace; the tracer's own warnings (a tensor turned into a Python bool or number, whose branch is
+    then fixed in the file) are appended to `notes`, one line each."""
+    with quiet(), torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", torch.jit.TracerWarning)
+        traced = torch.jit.trace(net, (example,), check_trace=False)
+    if notes is not None:
+        for w in caught:
+            if issubclass(w.category, torch.jit.TracerWarning) and not _library_file(w.filename):
+                line = str(w.message).strip().splitlines()[0]
+                note = f"{os.path.basename(w.filename)}:{w.lineno}: {line}"
+                if note not in notes:
+                    notes.append(note)
+    return traced
 
 
 def write_torchscript(traced, path: str, meta: dict) -> None:
