@@ -25,7 +25,7 @@ def is_torchscript(path) -> bool:
         return False
     try:
         with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist()[:200])
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
