@@ -376,9 +376,21 @@ class Trainer:
                     f"(press Ctrl-C again to stop at once)\n".encode())
 
     def _install_signals(self) -> dict:
+        """Take over SIGINT and SIGTERM for the run; returns the handlers found, to restore after it.
+
+        A SIGINT that was ignored when training started (a background job of a shell, `nohup`, some
+        launchers) stays ignored, as Unix programs conventionally leave it: whoever started the run chose
+        that Ctrl-C at the terminal must not reach it. SIGTERM is always handled: it saves last.pt and stops."""
         if threading.current_thread() is not threading.main_thread():
             return {}
-        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        found = {}
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if s == signal.SIGINT and signal.getsignal(s) == signal.SIG_IGN:
+                say(f"notice: SIGINT is ignored (started in the background or with nohup), so Ctrl-C will not "
+                    f"stop this run; `kill -TERM {os.getpid()}` saves last.pt and stops it")
+                continue
+            found[s] = signal.signal(s, self._on_signal)
+        return found
 
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
         e = TrainingInterrupted(self.stop_signal, last_path)
