@@ -18,6 +18,11 @@ from .export import export  # noqa: E402  (the function; the package stays impor
 from .importer import import_pth  # noqa: E402
 from .infer import open_predictor  # noqa: E402
 from .predict import predict  # noqa: E402
+from .report import report  # noqa: E402
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
+<<<<<<< HEAD
            "resolve_device", "TuduiError", "import_pth", "export", "open_predictor", "__version__"]
+=======
+           "resolve_device", "TuduiError", "import_pth", "report", "__version__"]
+>>>>>>> main

@@ -408,6 +408,7 @@ class Trainer:
         cfg.name = os.path.basename(run_dir)  # the resolved config names the folder, for --resume
         log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
         log.write_config(cfg.to_dict())
+        log.start(cfg.epochs, resumed)
         if resumed:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
@@ -463,7 +464,9 @@ class Trainer:
                     break
                 if self.stop_signal is not None and not last:
                     raise self._interrupted(last_path)
+            log.summarize(self)
         finally:
+            log.end(self, sys.exc_info()[1])
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             log.close()
