@@ -21,8 +21,4 @@ from .predict import predict  # noqa: E402
 from .report import report  # noqa: E402
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-<<<<<<< HEAD
-           "resolve_device", "TuduiError", "import_pth", "export", "open_predictor", "__version__"]
-=======
-           "resolve_device", "TuduiError", "import_pth", "report", "__version__"]
->>>>>>> main
+           "resolve_device", "TuduiError", "import_pth", "report", "export", "open_predictor", "__version__"]
