@@ -400,3 +400,18 @@ def test_cli_serve_errors(digits_run, monkeypatch, capsys):
     assert err == "tudui serve: error: tudui serve needs uvicorn: pip install 'tudui[serve]'"
     with pytest.raises(TuduiError):
         tudui.serve(digits_run.best_path)
+
+
+def test_serves_an_exported_onnx_file_like_its_checkpoint(client, digits_run, tmp_path):
+    """`tudui serve MODEL.onnx`: the same inference path as predict and eval, the same answers."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    onnx_path = tudui.export(digits_run.best_path, out=tmp_path / "digits.onnx")["path"]
+    onnx_model = open_model(onnx_path)
+    assert onnx_model.kind == "onnx" and onnx_model.classes == open_model(digits_run.best_path).classes
+    data = encode(digit_image(7)[0], "PNG")
+    with TestClient(create_app(onnx_model), raise_server_exceptions=False) as c:
+        got = c.post("/predict?topk=3", files=files_of(("seven.png", data))).json()
+        assert c.get("/classes").json()["classes"] == onnx_model.classes
+    want = client.post("/predict?topk=3", files=files_of(("seven.png", data))).json()
+    assert same_answer(got, want, tol=1e-4)

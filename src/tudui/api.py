@@ -5,7 +5,6 @@ from typing import Optional
 
 from torch import nn
 
-from .classifier import Classifier, load
 from .config import TrainConfig, from_checkpoint_dict, resolve
 from .errors import DataError
 
@@ -55,8 +54,8 @@ def write_run_report(result, model: Optional[nn.Module] = None, data=None, devic
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
              model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False) -> dict:
-    """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
-    (by default the held-out split of the data it was trained on)."""
+    """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint (or an
+    exported .onnx / TorchScript file) on a split (by default the held-out split of the data it was trained on)."""
     from .engine.evaluate import evaluate_model
     from .engine.optim import build_loss
 
@@ -70,12 +69,13 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
 def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
                        tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
                        download: bool = False) -> tuple:
-    """What evaluate() and the report share: -> (Classifier, its config (label smoothing off), PreparedData with
-    only the evaluation split, whether to use TTA)."""
+    """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
+    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
     from .data import load_source
     from .data.pipeline import prepare
+    from .infer import open_predictor
 
-    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device)
+    clf = open_predictor(checkpoint, model=model, device=device)  # a checkpoint, an exported .onnx, a Predictor
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
     cfg.device = str(clf.device)
     spec = data if data is not None else cfg.data

@@ -1,40 +1,24 @@
-"""Classify image files or folders with a checkpoint."""
+"""Classify image files or folders with a checkpoint or an exported model (.onnx, TorchScript)."""
 from __future__ import annotations
 
 import os
+from typing import Optional
 
-from .classifier import Classifier, load
-from .data.images import is_image_file, open_image
-from .errors import DataError
+from .infer import iter_files, iter_predictions, open_predictor, predict_to_file
+
+__all__ = ["predict", "predict_to_file", "expand_paths", "iter_predictions", "open_predictor"]
 
 
 def expand_paths(paths) -> list:
     """Files as given; a folder's images in sorted order (recursively). Missing paths are errors."""
-    out = []
-    for p in paths:
-        p = os.fspath(p)
-        if os.path.isdir(p):
-            found = []
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                found += [os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f)]
-            if not found:
-                raise DataError(f"folder {p} has no images")
-            out += found
-        elif os.path.isfile(p):
-            out.append(p)
-        else:
-            raise DataError(f"image not found: {p}")
-    return out
+    return list(iter_files(paths))
 
 
-def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64) -> list:
-    """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs."""
-    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, device=device)
-    files = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
-    results = []
-    for i in range(0, len(files), batch_size):
-        chunk = files[i:i + batch_size]
-        preds = clf.predict_images([open_image(f) for f in chunk], topk=topk)
-        results += [{"path": f, "topk": p} for f, p in zip(chunk, preds)]
-    return results
+def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,
+            workers: Optional[int] = None) -> list:
+    """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs. checkpoint: a tudui
+    checkpoint or run folder, an exported .onnx or TorchScript file, or a loaded Classifier/Predictor. An
+    unreadable image is an error here; `predict_to_file` records it as a row and goes on."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    predictor = open_predictor(checkpoint, device=device)
+    return list(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers))

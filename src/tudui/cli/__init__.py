@@ -24,6 +24,7 @@ COMMANDS = {
     "runs": "runs",
     "compare": "compare",
     "serve": "serve",
+    "export": "export_model",
 }
 
 

@@ -9,7 +9,7 @@ def add_parser(sub, name):
                        description="An HTTP API (POST /predict, POST /predict/batch, GET /classes, GET /health, "
                                    "docs at /docs) and a page at / to classify an image. Concurrent requests "
                                    "are micro-batched. Needs the serve extra: pip install 'tudui[serve]'.")
-    p.add_argument("checkpoint", help="a tudui checkpoint (.pt) or a run folder")
+    p.add_argument("checkpoint", help="a tudui checkpoint (.pt), a run folder, or a file made by `tudui export` (.onnx, TorchScript)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")

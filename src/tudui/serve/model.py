@@ -1,16 +1,16 @@
 """The one place the server gets its model from.
 
 The server needs only `.classes`, `.preprocess` (a dict with at least `channels`) and
-`.predict_images(pil_images, topk) -> [[{'label', 'index', 'prob'}, ...], ...]`: what `tudui.load` gives
-today. Loading goes through `open_model` only, so other model files (an exported `.onnx`) plug in here.
+`.predict_images(pil_images, topk) -> [[{'label', 'index', 'prob'}, ...], ...]`: the Predictor interface of
+`tudui.infer`, the inference path that `predict`, `eval` and `report` share.
 """
 from __future__ import annotations
 
 
 def open_model(path: str, device: str = "cpu"):
-    """A checkpoint (or run folder) -> a predictor with .classes, .preprocess and .predict_images."""
-    from ..classifier import load
-    return load(path, device=device)
+    """A checkpoint (or run folder), an exported .onnx or TorchScript file -> a Predictor."""
+    from ..infer import open_predictor
+    return open_predictor(path, device=device)
 
 
 def model_name(model) -> str:
