@@ -8,28 +8,26 @@ from __future__ import annotations
 
 import math
 import os
-import random
-import shlex
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
-from ..errors import CheckpointError, ConfigError, TuduiError
+from ..errors import TuduiError
 from .ema import EMA, Lookahead
 from .evaluate import evaluate_model
-from .optim import build_loss, build_optimizer, build_scheduler, lr_factor
+from .optim import build_loss, build_optimizer, build_scheduler
 from .progressive import resize_batch, train_side
 from .runlog import RunLog, make_run_dir, say
+from .runtime import _cpu_bf16, amp_dtype, compile_model, data_init_sample, use_channels_last  # noqa: F401
+from .signals import StopSignals, TrainingInterrupted
+from .state import first_line, load_resume, restore_training, seed_everything, training_state  # noqa: F401
 
 
 @dataclass
@@ -44,100 +42,6 @@ class TrainResult:
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
-    `command`; `exit_code` is 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
-
-    def __init__(self, signum: int, checkpoint: Optional[str] = None):
-        self.exit_code = 128 + int(signum)
-        self.checkpoint = checkpoint
-        self.command = f"tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
-        super().__init__(f"resume with: {self.command}" if checkpoint else "stopped at once")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    """Every global RNG as tensors and plain lists, so the checkpoint still loads with weights_only."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": [version, list(internal), gauss],
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def load_resume(path: str) -> dict:
-    """The checkpoint to resume from: a file, or a run folder (its last.pt)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "last.pt")
-    return ckpt_io.load(path)
-
-
-def _cpu_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def use_channels_last(cfg, model_spec: dict, device: torch.device) -> bool:
-    """--channels-last / --no-channels-last, or by default: on for models built by name (tudui's, torchvision's,
-    timm's) on a CPU for RGB images of 32 px or more, where oneDNN's convolutions are faster in that layout;
-    off for a user's own module, which may reshape with .view() and need NCHW-contiguous tensors."""
-    if cfg.channels_last is not None:
-        return bool(cfg.channels_last)
-    name = str(model_spec.get("name", ""))
-    own = model_spec.get("user_module") or (":" in name and not name.startswith("timm:"))
-    # tiny or single-channel inputs (digits: 1x8x8) ran several times slower per step in channels_last
-    size = model_spec.get("img_size") or [0, 0]
-    big_enough = model_spec.get("in_channels", 3) >= 3 and min(size) >= 32
-    return device.type == "cpu" and not own and big_enough
-
-
-def amp_dtype(kind: str, device: torch.device) -> Optional[torch.dtype]:
-    """--amp bf16|fp16 -> autocast dtype, or None (fp32) with a notice where the device can't do it."""
-    if kind == "none":
-        return None
-    dtype = torch.bfloat16 if kind == "bf16" else torch.float16
-    if device.type == "cuda" and (kind == "fp16" or torch.cuda.is_bf16_supported()):
-        return dtype
-    if device.type == "cpu" and kind == "bf16" and _cpu_bf16():
-        return dtype
-    say(f"notice: --amp {kind} is not supported on this {device.type} device; training in fp32")
-    return None
-
-
-def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
-    """Up to n training images, un-augmented and normalized, for a model's `init_from_data`: taken from the
-    in-memory tensor, or decoded from the split on the stream path."""
-    from ..data.preprocess import normalize_batch
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(loader.n, generator=g)[:n]
-    if loader.images is not None:
-        x = loader.images[idx.to(loader.images.device)]
-    else:
-        pre = loader.pre
-        x = torch.stack([loader.split.decode(int(i), pre["channels"], tuple(pre["size"])) for i in idx])
-        x = x.to(loader.device)
-    return normalize_batch(x, loader.mean, loader.std)
 
 
 class Trainer:
@@ -179,7 +83,7 @@ class Trainer:
                 loader.channels_last = True
         self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
         self.lookahead = Lookahead(self.model, cfg.lookahead, cfg.lookahead_every) if cfg.lookahead > 0 else None
-        self.forward = self._compile() if cfg.compile else self.model
+        self.forward = compile_model(self.model) if cfg.compile else self.model
 
         self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -203,23 +107,16 @@ class Trainer:
         self.stopped_early = False
         self.history: list = []
         self.run_dir: Optional[str] = None
-        self.stop_signal: Optional[int] = None
+        self.signals = StopSignals()
         if resume is not None:
             self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
-
-    def _compile(self):
-        try:
-            return torch.compile(self.model)
-        except Exception as e:
-            say(f"notice: torch.compile is not available here ({_first_line(e)}); training without it")
-            return self.model
 
     def _forward(self, x):
         if self.forward is not self.model:
             try:
                 return self.forward(x)
             except Exception as e:  # compilation happens on the first calls; fall back to eager for good
-                say(f"notice: torch.compile failed ({_first_line(e)}); training without it")
+                say(f"notice: torch.compile failed ({first_line(e)}); training without it")
                 self.forward = self.model
         return self.model(x)
 
@@ -312,73 +209,21 @@ class Trainer:
 
     # ---- checkpoints and resume ----
     def save(self, path: str, row: dict) -> None:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "position": dict(self.position), "best": self.best,
-                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "history": self.history,
-                 "rng": rng_state()}
-        extra = None
-        if self.ema is not None:
-            state["ema"] = self.ema.counters()
-            extra = {"ema_state_dict": self.ema.state_dict()}
-        if self.lookahead is not None:
-            state["lookahead_updates"] = self.lookahead.updates
-            extra = dict(extra or {}, lookahead_state_dict=self.lookahead.state_dict())
+        state, extra = training_state(self)
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
                      extra=extra)
 
     def load_state(self, ck: dict) -> None:
-        """Continue the run saved in `ck` (a loaded last.pt): weights, optimizer, scheduler, scaler, EMA,
-        position in the epoch, early-stopping state, history and RNG states."""
-        path = ck.get("path", "the checkpoint")
-        ts = ck.get("train_state") or {}
-        if "position" not in ts or "rng" not in ts:
-            raise CheckpointError(f"{path} holds no resumable training state (use the last.pt of a tudui run)")
-        epoch, cfg = int(ck["epoch"]), self.cfg
-        if epoch >= cfg.epochs:
-            raise ConfigError(f"{path} already finished all {epoch} epochs; pass a larger --epochs to extend the run")
-        if ts.get("stopped_early") and cfg.patience == ck["config"].get("patience"):
-            raise ConfigError(f"{path}: the run stopped early at epoch {epoch}; change --patience to continue it")
-        try:
-            self.model.load_state_dict(ckpt_io.clean_state_dict(ck["state_dict"]))
-        except RuntimeError as e:
-            raise CheckpointError(f"the weights in {path} do not fit the model: {_first_line(e)}") from None
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.scheduler.load_state_dict(ts["scheduler"])
-        self.epoch, self.step = epoch, int(ck["step"])
-        # the schedule is a pure function of the step: recompute it, so a larger --epochs reshapes what is left
-        for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-            g["lr"] = base * lr_factor(self.step, self.steps_per_epoch, self.total_steps, cfg)
-        if ts.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ts["scaler"])
-        if self.ema is not None:
-            if ck.get("ema_state_dict") is not None:
-                self.ema.load_state_dict(ck["ema_state_dict"], ts.get("ema"))
-            else:
-                self.ema.load_state_dict(self.model.state_dict())
-        if self.lookahead is not None:
-            self.lookahead.load_state_dict(ck.get("lookahead_state_dict") or self.model.state_dict(),
-                                           ts.get("lookahead_updates", 0))
-        self.position = dict(ts["position"])
-        self.best, self.bad_epochs = ts["best"], int(ts["bad_epochs"])
-        self.history = list(ts["history"])
-        self.run_dir = os.path.dirname(os.path.abspath(path)) if path != "the checkpoint" else None
-        set_rng_state(ts["rng"])
+        """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training."""
+        restore_training(self, ck)
 
     # ---- stop signals ----
-    def _on_signal(self, signum, frame) -> None:
-        if self.stop_signal is not None:
-            raise TrainingInterrupted(signum)
-        self.stop_signal = signum
-        # os.write, not print: a handler may run in the middle of another write to stderr
-        os.write(2, f"\n{signal.Signals(signum).name}: finishing this step and saving last.pt "
-                    f"(press Ctrl-C again to stop at once)\n".encode())
-
-    def _install_signals(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    @property
+    def stop_signal(self) -> Optional[int]:
+        """The first SIGINT/SIGTERM received during fit(), or None."""
+        return self.signals.signum
 
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
         e = TrainingInterrupted(self.stop_signal, last_path)
@@ -406,7 +251,7 @@ class Trainer:
             f"{len(self.classes)} classes, {self.data.pre['channels']}x{self.data.pre['size'][0]}x"
             f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
-        old_handlers = self._install_signals()  # from here on, a signal means "save and stop"
+        self.signals.install()  # from here on, a signal means "save and stop"
         try:
             n_params = sum(p.numel() for p in self.model.parameters())
             say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
@@ -452,19 +297,13 @@ class Trainer:
                 if self.stop_signal is not None and not last:
                     raise self._interrupted(last_path)
         finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
+            self.signals.restore()
             log.close()
         if not os.path.exists(best_path) and os.path.exists(last_path):
             import shutil
             shutil.copyfile(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
                            classes=self.classes, stopped_early=self.stopped_early)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:200]
 
 
 def train(cfg: TrainConfig, **kwargs) -> TrainResult:

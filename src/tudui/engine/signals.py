@@ -1,0 +1,48 @@
+"""Stop signals during fit(): the first SIGINT/SIGTERM asks the run to finish its step, save last.pt and
+stop; a second one stops at once. Handlers are installed only from the main thread and restored after."""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import threading
+from typing import Optional
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
+    `command`; `exit_code` is 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int, checkpoint: Optional[str] = None):
+        self.exit_code = 128 + int(signum)
+        self.checkpoint = checkpoint
+        self.command = f"tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
+        super().__init__(f"resume with: {self.command}" if checkpoint else "stopped at once")
+
+
+class StopSignals:
+    """`signum` is the first stop signal received while installed (None until then)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._old: dict = {}
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise TrainingInterrupted(signum)
+        self.signum = signum
+        # os.write, not print: a handler may run in the middle of another write to stderr
+        os.write(2, f"\n{signal.Signals(signum).name}: finishing this step and saving last.pt "
+                    f"(press Ctrl-C again to stop at once)\n".encode())
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._old = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
