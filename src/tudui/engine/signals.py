@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import threading
+import time
 from typing import Optional
 
 
@@ -13,26 +14,35 @@ class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
     `command`; `exit_code` is 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
 
-    def __init__(self, signum: int, checkpoint: Optional[str] = None):
+    def __init__(self, signum: int, checkpoint: Optional[str] = None, launcher: str = ""):
         self.exit_code = 128 + int(signum)
         self.checkpoint = checkpoint
-        self.command = f"tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
+        self.command = f"{launcher}tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
         super().__init__(f"resume with: {self.command}" if checkpoint else "stopped at once")
 
 
 class StopSignals:
-    """`signum` is the first stop signal received while installed (None until then)."""
+    """`signum` is the first stop signal received while installed (None until then).
+
+    repeat_grace: seconds after the first signal during which another one counts as the same request. Under
+    torchrun a Ctrl-C reaches every process twice, from the terminal and forwarded by torchrun."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, repeat_grace: float = 0.0, announce: bool = True):
         self.signum: Optional[int] = None
+        self.repeat_grace, self.announce = repeat_grace, announce
+        self._at = 0.0
         self._old: dict = {}
 
     def _on_signal(self, signum, frame) -> None:
         if self.signum is not None:
+            if time.monotonic() - self._at < self.repeat_grace:
+                return
             raise TrainingInterrupted(signum)
-        self.signum = signum
+        self.signum, self._at = signum, time.monotonic()
+        if not self.announce:
+            return
         # os.write, not print: a handler may run in the middle of another write to stderr
         os.write(2, f"\n{signal.Signals(signum).name}: finishing this step and saving last.pt "
                     f"(press Ctrl-C again to stop at once)\n".encode())

@@ -1,11 +1,12 @@
 """The training loop: the course's loss -> zero_grad -> backward -> step, per epoch, with evaluation,
-logging and checkpoints. All state lives in the Trainer object (nothing global), so the same step can
-later run under DDP.
+logging and checkpoints. All state lives in the Trainer object (nothing global); under torchrun the same
+loop runs in every process with DistributedDataParallel (see distributed.py).
 
 Resume is exact: a checkpoint holds the model, optimizer, scheduler, grad scaler, EMA, the position inside
 the epoch and every RNG state; data order and augmentation depend only on (seed, epoch, batch index)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -24,10 +25,18 @@ from .ema import EMA, Lookahead
 from .evaluate import evaluate_model
 from .optim import build_loss, build_optimizer, build_scheduler
 from .progressive import resize_batch, train_side
-from .runlog import RunLog, make_run_dir, say
+from . import distributed
+from .runlog import NullLog, RunLog, make_run_dir, say, set_quiet
 from .runtime import _cpu_bf16, amp_dtype, compile_model, data_init_sample, use_channels_last  # noqa: F401
 from .signals import StopSignals, TrainingInterrupted
-from .state import first_line, load_resume, restore_training, seed_everything, training_state  # noqa: F401
+from .state import (first_line, load_resume, restore_training, rng_state, seed_everything,  # noqa: F401
+                    set_rng_state, training_state)
+
+RANK_SEED = 1_000_003  # rank r > 0 of a torchrun job seeds its global RNGs (dropout) with seed + r * RANK_SEED
+
+
+class PeerFailed(RuntimeError):
+    """Another process of a torchrun job failed or stopped answering; this one stops too."""
 
 
 @dataclass
@@ -53,11 +62,14 @@ class Trainer:
 
         # --pretrained / --weights: their resize and normalization unless the user set them
         cfg = self.cfg = models.apply_preset(cfg)
-        self.progress = progress
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        # under torchrun: join the process group, this rank's GPU; rank 0 alone prints
+        self.dist, self.device = distributed.setup(cfg, resolve_device(cfg.device))
+        self.progress = progress and self.dist.main
+        if self.dist.enabled:
+            set_quiet(not self.dist.main)
 
         source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
                              seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
@@ -66,6 +78,9 @@ class Trainer:
         if model is None:
             source.channels = models.input_channels(cfg.model, source.channels)
         self.data = prepare(source, cfg, self.device)
+        if self.dist.enabled:  # each rank takes its share of every (global) batch
+            self.data.train.shard(self.dist.rank, self.dist.world)
+            self.data.val.shard(self.dist.rank, self.dist.world)
         pre = self.data.pre
         self.classes = self.data.classes
         n_cls = len(self.classes)
@@ -81,9 +96,16 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
             for loader in (self.data.train, self.data.val):  # batches in the model's layout
                 loader.channels_last = True
+        if cfg.sync_bn:
+            self.model = distributed.convert_sync_bn(self.model, self.dist)
         self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
         self.lookahead = Lookahead(self.model, cfg.lookahead, cfg.lookahead_every) if cfg.lookahead > 0 else None
-        self.forward = compile_model(self.model) if cfg.compile else self.model
+        # what a training step calls: DDP around the model under torchrun (self.model stays the bare module that
+        # is saved, evaluated and averaged), compiled with --compile
+        self.net = distributed.wrap(self.model, self.dist, self.device)
+        self.forward = compile_model(self.net) if cfg.compile else self.net
+        if self.dist.rank > 0:  # dropout masks differ between ranks; rank 0 draws what a single process draws
+            seed_everything(cfg.seed + RANK_SEED * self.dist.rank)
 
         self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -107,18 +129,18 @@ class Trainer:
         self.stopped_early = False
         self.history: list = []
         self.run_dir: Optional[str] = None
-        self.signals = StopSignals()
+        self.signals = StopSignals(repeat_grace=3.0 if self.dist.enabled else 0.0, announce=self.dist.main)
         if resume is not None:
             self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
 
     def _forward(self, x):
-        if self.forward is not self.model:
+        if self.forward is not self.net:
             try:
                 return self.forward(x)
             except Exception as e:  # compilation happens on the first calls; fall back to eager for good
                 say(f"notice: torch.compile failed ({first_line(e)}); training without it")
-                self.forward = self.model
-        return self.model(x)
+                self.forward = self.net
+        return self.net(x)
 
     # ---- one step, free of global state ----
     def compute_loss(self, x, y) -> torch.Tensor:
@@ -144,13 +166,20 @@ class Trainer:
     def train_step(self, x, y, batch_index: int) -> tuple:
         """-> (loss value, whether an optimizer step was taken)."""
         cfg = self.cfg
-        loss = self.compute_loss(x, y)
-        if not torch.isfinite(loss):
-            raise TuduiError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                             "lower --lr, or add --clip-grad; best.pt and the previous last.pt are intact")
-        self.scaler.scale(loss / cfg.accumulate).backward()
         last_of_epoch = batch_index == len(self.data.train) - 1
         stepped = (batch_index + 1) % cfg.accumulate == 0 or last_of_epoch
+        # accumulating under DDP: no gradient all-reduce until the batch that steps
+        sync = contextlib.nullcontext() if stepped or not self.dist.enabled else self.net.no_sync()
+        with sync:
+            loss = self.compute_loss(x, y)
+            if not torch.isfinite(loss):
+                raise TuduiError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step "
+                                 f"{self.step + 1}; lower --lr, or add --clip-grad; best.pt and the previous last.pt "
+                                 "are intact")
+            scaled = loss / cfg.accumulate
+            if self.dist.enabled:  # DDP averages over ranks: weigh this rank's mean by its share of the batch
+                scaled = scaled * (len(y) * self.dist.world / self.data.train.global_batch_len(batch_index))
+            self.scaler.scale(scaled).backward()
         if stepped:
             self.optimizer_step()
         return float(loss.detach()), stepped
@@ -184,19 +213,24 @@ class Trainer:
             if not stepped:
                 continue
             log.step_lr(self.step, self.optimizer.param_groups[0]["lr"])
+            stop = self._stop_requested()
             if b + 1 < len(loader):  # the epoch's end writes last.pt anyway, after evaluation
                 every = self.cfg.save_every
-                if self.stop_signal is not None or (every and self.step % every == 0):
+                if stop is not None or (every and self.step % every == 0):
                     self.save(last_path, self.history[-1] if self.history else {})
-                if self.stop_signal is not None:
+                if stop is not None:
                     bar.close()
                     raise self._interrupted(last_path)
         bar.close()
+        if self.dist.enabled:  # the mean over every rank's images
+            sums = self.dist.sum_(torch.tensor([pos["loss_sum"], pos["count"]], dtype=torch.float64))
+            return float(sums[0]) / max(1, int(sums[1]))
         return pos["loss_sum"] / max(1, pos["count"])
 
     def evaluate(self, model: Optional[nn.Module] = None) -> dict:
-        return evaluate_model(self.model if model is None else model, self.data.val, self.classes, self.eval_loss_fn, tta=self.cfg.tta,
-                              amp_dtype=self.amp_dtype)
+        return evaluate_model(self.model if model is None else model, self.data.val, self.classes, self.eval_loss_fn,
+                              tta=self.cfg.tta, amp_dtype=self.amp_dtype,
+                              reduce=self.dist.sum_ if self.dist.enabled else None)
 
     def _improved(self, row) -> bool:
         key = self.cfg.monitor
@@ -209,15 +243,39 @@ class Trainer:
 
     # ---- checkpoints and resume ----
     def save(self, path: str, row: dict) -> None:
+        """Write a checkpoint. Under torchrun every rank calls this (it gathers each rank's loss sums and RNG
+        states, so a resume with as many processes continues each exactly); rank 0 alone writes."""
+        gathered = None
+        if self.dist.enabled:
+            gathered = self.dist.gather((self.position["loss_sum"], self.position["count"], rng_state()))
+            if not self.dist.main:
+                return
         state, extra = training_state(self)
+        if gathered is not None:
+            state["position"].update(loss_sum=sum(g[0] for g in gathered), count=sum(g[1] for g in gathered),
+                                     rank_sums=[[g[0], g[1]] for g in gathered])
+            state["rng_ranks"] = [g[2] for g in gathered]
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
                      extra=extra)
 
     def load_state(self, ck: dict) -> None:
-        """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training."""
+        """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training. A checkpoint of a
+        torchrun job resumes exactly with as many processes; with another number (the same global batch) each
+        rank starts its own RNG anew and rank 0 carries the epoch's loss sums so far."""
         restore_training(self, ck)
+        d, pos = self.dist, self.position
+        sums = pos.pop("rank_sums", None)
+        if sums is not None and len(sums) == d.world:
+            pos["loss_sum"], pos["count"] = float(sums[d.rank][0]), int(sums[d.rank][1])
+        elif d.rank > 0:
+            pos["loss_sum"], pos["count"] = 0.0, 0
+        ranks = ck["train_state"].get("rng_ranks")
+        if ranks and len(ranks) == d.world:
+            set_rng_state(ranks[d.rank])
+        elif d.rank > 0:
+            seed_everything(self.cfg.seed + RANK_SEED * d.rank + self.step)
 
     # ---- stop signals ----
     @property
@@ -225,8 +283,26 @@ class Trainer:
         """The first SIGINT/SIGTERM received during fit(), or None."""
         return self.signals.signum
 
+    def _stop_requested(self) -> Optional[int]:
+        """The stop signal every rank acts on, or None: under torchrun a signal to any process stops them all
+        at the same step (the largest signal number received wins)."""
+        if not self.dist.enabled:
+            return self.stop_signal
+        agreed = self.dist.max_int(self.stop_signal or 0, self.device)
+        if agreed and self.signals.signum is None:
+            self.signals.signum = agreed
+        return agreed or None
+
+    def _launcher(self) -> str:
+        if not self.dist.enabled:
+            return ""
+        local = os.environ.get("LOCAL_WORLD_SIZE")
+        if local and int(local) == self.dist.world:
+            return f"torchrun --nproc-per-node={local} -m "
+        return "torchrun <the same options> -m "
+
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
-        e = TrainingInterrupted(self.stop_signal, last_path)
+        e = TrainingInterrupted(self.stop_signal, last_path, launcher=self._launcher())
         b = self.position["batch"]
         where = f"in epoch {self.epoch + 1} after batch {b}/{len(self.data.train)}" if b else f"after epoch {self.epoch}"
         say(f"stopped {where} (step {self.step}); saved {last_path}")
@@ -234,12 +310,30 @@ class Trainer:
         return e
 
     def fit(self) -> TrainResult:
+        try:
+            result = self._fit()
+        except TrainingInterrupted:
+            self.dist.close()
+            raise
+        except Exception as e:
+            reason = distributed.peer_failure(e) if self.dist.enabled else None
+            if reason:
+                raise PeerFailed(f"rank {self.dist.rank} stopped: another process failed or stopped answering "
+                                 f"({reason})") from None
+            raise
+        self.dist.close()
+        return result
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         resumed = self.run_dir is not None
-        run_dir = self.run_dir or make_run_dir(cfg.out, cfg.name)
-        self.run_dir = run_dir
+        run_dir = self.run_dir or (make_run_dir(cfg.out, cfg.name) if self.dist.main else None)
+        run_dir = self.run_dir = self.dist.broadcast(run_dir)  # one folder, named by rank 0
         cfg.name = os.path.basename(run_dir)  # the resolved config names the folder, for --resume
-        log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
+        if not self.dist.main:
+            log = NullLog()
+        else:
+            log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
         log.write_config(cfg.to_dict())
         if resumed:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
@@ -250,6 +344,9 @@ class Trainer:
         say(f"data: {len(self.data.train.targets)} train / {len(self.data.val.targets)} val images, "
             f"{len(self.classes)} classes, {self.data.pre['channels']}x{self.data.pre['size'][0]}x"
             f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
+        if self.dist.enabled:
+            say(f"distributed: {self.dist.world} processes ({self.dist.backend}); global batch {cfg.batch_size} = "
+                f"{self.dist.world} x {cfg.batch_size // self.dist.world} per process")
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
         self.signals.install()  # from here on, a signal means "save and stop"
         try:
@@ -294,12 +391,12 @@ class Trainer:
                     say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
                         f"for {cfg.patience} epochs")
                     break
-                if self.stop_signal is not None and not last:
+                if self._stop_requested() is not None and not last:
                     raise self._interrupted(last_path)
         finally:
             self.signals.restore()
             log.close()
-        if not os.path.exists(best_path) and os.path.exists(last_path):
+        if self.dist.main and not os.path.exists(best_path) and os.path.exists(last_path):
             import shutil
             shutil.copyfile(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
