@@ -23,6 +23,21 @@ STATEFUL = dict(data="digits", epochs=2, batch_size=64, threads=1, seed=3, augme
                 model_args={"dropout": 0.3, "norm": "batchnorm", "activation": "relu"})
 
 
+@pytest.fixture(autouse=True)
+def sigint_reaches_us():
+    """These tests send SIGINT to this process. A suite started in the background inherits SIGINT ignored,
+    and training leaves an ignored SIGINT ignored (see test_signals.py), so let it through for each test."""
+    found = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, found)
+
+
+def foreground():
+    """preexec_fn for a child that must react to Ctrl-C even when this suite runs as a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cfg(tmp_path, name, **kw):
     return resolve({**STATEFUL, "out": str(tmp_path), "name": name, **kw})
 
@@ -78,6 +93,7 @@ def interrupt_at(trainer, monkeypatch, batches=None, signum=signal.SIGINT, times
 def test_sigint_mid_epoch_then_resume_is_bit_exact(tmp_path, reference, monkeypatch, capsys):
     t = Trainer(run_cfg(tmp_path, "cut"), progress=False)
     interrupt_at(t, monkeypatch, batches=31)  # epoch 2, batch 8: in the middle of an accumulation pair's end
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(TrainingInterrupted) as ei:
         t.fit()
     assert ei.value.exit_code == 130
@@ -86,7 +102,7 @@ def test_sigint_mid_epoch_then_resume_is_bit_exact(tmp_path, reference, monkeypa
         capsys.readouterr().err
     ck = ckpt_io.load(last)
     assert ck["epoch"] == 1 and ck["train_state"]["position"]["batch"] == 8 and ck["step"] == 12 + 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # the handlers found are restored
     r = tudui.train(resume=last, progress=False)
     assert without_time(r.history) == without_time(reference.history)
     assert_same_run(reference.run_dir, r.run_dir)
@@ -130,7 +146,7 @@ def test_resume_alone_finishes_and_larger_epochs_extends(tmp_path, reference):
 def test_cli_sigint_saves_loadable_last_and_resume_command_works(tmp_path):
     cmd = [sys.executable, "-m", "tudui", "train", "--out", str(tmp_path), "--name", "cli", "--epochs", "2",
            "--batch-size", "32", "--threads", "1", "--no-progress", "--model-arg", "dropout=0.2"]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=foreground)
     err = []
     for line in p.stderr:
         err.append(line)

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Optional
 
+from .runlog import say
+
 
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
@@ -48,9 +50,20 @@ class StopSignals:
                     f"(press Ctrl-C again to stop at once)\n".encode())
 
     def install(self) -> None:
+        """Take over SIGINT and SIGTERM for the run (the handlers found are restored by `restore`).
+
+        A SIGINT that was ignored when training started (a background job of a shell, `nohup`, some
+        launchers) stays ignored, as Unix programs conventionally leave it: whoever started the run chose
+        that Ctrl-C at the terminal must not reach it. SIGTERM is always handled: it saves last.pt and stops."""
         if threading.current_thread() is not threading.main_thread():
             return
-        self._old = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+        for s in self.SIGNALS:
+            if s == signal.SIGINT and signal.getsignal(s) == signal.SIG_IGN:
+                if self.announce:
+                    say(f"notice: SIGINT is ignored (started in the background or with nohup), so Ctrl-C will not "
+                        f"stop this run; `kill -TERM {os.getpid()}` saves last.pt and stops it")
+                continue
+            self._old[s] = signal.signal(s, self._on_signal)
 
     def restore(self) -> None:
         for s, h in self._old.items():
