@@ -170,5 +170,5 @@ def test_a_failing_rank_ends_the_job_quickly_with_its_error_once(tmp_path):
     p, seconds = torchrun(str(HERE / "ddp_probe.py"), str(tmp_path), "fail", json.dumps(cfg), timeout=90)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and seconds < 60, out[-3000:]
-    assert out.count("probe: rank 1 failed on purpose") == 1, out[-3000:]
+    assert out.count("RuntimeError: probe: rank 1 failed on purpose") == 1, out[-3000:]
     assert not (tmp_path / "rank0.json").exists()

@@ -165,6 +165,16 @@ def convert_sync_bn(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
+def launcher_prefix(d: Dist) -> str:
+    """How the resume command starts: '' alone, 'torchrun --nproc-per-node=N -m ' on one machine."""
+    if not d.enabled:
+        return ""
+    local = os.environ.get("LOCAL_WORLD_SIZE")
+    if local and int(local) == d.world:
+        return f"torchrun --nproc-per-node={local} -m "
+    return "torchrun <the same options> -m "
+
+
 def peer_failure(e: BaseException) -> Optional[str]:
     """A one-line reason when `e` is what a collective raises because another process failed or hung."""
     import torch.distributed as dist

@@ -104,6 +104,23 @@ def restore_training(t, ck: dict) -> None:
     set_rng_state(ts["rng"])
 
 
+def restore_rank_state(t, ck: dict, rank_seed: int) -> None:
+    """After `restore_training` under torchrun: with as many processes as the checkpoint's job, each rank takes
+    back its own loss sums and RNG states (an exact resume); with another number, rank 0 carries the epoch's
+    loss sums so far and every other rank seeds its RNGs anew."""
+    d, pos = t.dist, t.position
+    sums = pos.pop("rank_sums", None)
+    if sums is not None and len(sums) == d.world:
+        pos["loss_sum"], pos["count"] = float(sums[d.rank][0]), int(sums[d.rank][1])
+    elif d.rank > 0:
+        pos["loss_sum"], pos["count"] = 0.0, 0
+    ranks = ck["train_state"].get("rng_ranks")
+    if ranks and len(ranks) == d.world:
+        set_rng_state(ranks[d.rank])
+    elif d.rank > 0:
+        seed_everything(t.cfg.seed + rank_seed * d.rank + t.step)
+
+
 def first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return (lines[0] if lines else type(e).__name__)[:200]

@@ -29,8 +29,8 @@ from . import distributed
 from .runlog import NullLog, RunLog, make_run_dir, say, set_quiet
 from .runtime import _cpu_bf16, amp_dtype, compile_model, data_init_sample, use_channels_last  # noqa: F401
 from .signals import StopSignals, TrainingInterrupted
-from .state import (first_line, load_resume, restore_training, rng_state, seed_everything,  # noqa: F401
-                    set_rng_state, training_state)
+from .state import (first_line, load_resume, restore_rank_state, restore_training, rng_state,  # noqa: F401
+                    seed_everything, training_state)
 
 RANK_SEED = 1_000_003  # rank r > 0 of a torchrun job seeds its global RNGs (dropout) with seed + r * RANK_SEED
 
@@ -265,17 +265,7 @@ class Trainer:
         torchrun job resumes exactly with as many processes; with another number (the same global batch) each
         rank starts its own RNG anew and rank 0 carries the epoch's loss sums so far."""
         restore_training(self, ck)
-        d, pos = self.dist, self.position
-        sums = pos.pop("rank_sums", None)
-        if sums is not None and len(sums) == d.world:
-            pos["loss_sum"], pos["count"] = float(sums[d.rank][0]), int(sums[d.rank][1])
-        elif d.rank > 0:
-            pos["loss_sum"], pos["count"] = 0.0, 0
-        ranks = ck["train_state"].get("rng_ranks")
-        if ranks and len(ranks) == d.world:
-            set_rng_state(ranks[d.rank])
-        elif d.rank > 0:
-            seed_everything(self.cfg.seed + RANK_SEED * d.rank + self.step)
+        restore_rank_state(self, ck, RANK_SEED)
 
     # ---- stop signals ----
     @property
@@ -293,16 +283,8 @@ class Trainer:
             self.signals.signum = agreed
         return agreed or None
 
-    def _launcher(self) -> str:
-        if not self.dist.enabled:
-            return ""
-        local = os.environ.get("LOCAL_WORLD_SIZE")
-        if local and int(local) == self.dist.world:
-            return f"torchrun --nproc-per-node={local} -m "
-        return "torchrun <the same options> -m "
-
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
-        e = TrainingInterrupted(self.stop_signal, last_path, launcher=self._launcher())
+        e = TrainingInterrupted(self.stop_signal, last_path, launcher=distributed.launcher_prefix(self.dist))
         b = self.position["batch"]
         where = f"in epoch {self.epoch + 1} after batch {b}/{len(self.data.train)}" if b else f"after epoch {self.epoch}"
         say(f"stopped {where} (step {self.step}); saved {last_path}")
