@@ -84,6 +84,28 @@ def test_sync_bn_refused_on_cpu_and_uneven_global_batch(monkeypatch, tmp_path):
     assert "gloo" in tudui.env_info()["distributed_backends"]
 
 
+def test_loss_sum_kept_on_the_device_matches_the_float_one_and_reports_the_first_nonfinite_loss():
+    """The GPU's way (lazy: no host sync per step) run on the CPU: the same sum bit for bit, the same error."""
+    from tudui.engine.runtime import LossSum
+    from tudui.errors import TuduiError
+    g = torch.Generator().manual_seed(0)
+    losses = [torch.rand((), generator=g) * 3 for _ in range(50)]
+    eager, lazy = LossSum(torch.device("cpu"), lazy=False), LossSum(torch.device("cpu"), lazy=True)
+    for s in (eager, lazy):
+        s.start(1.25)
+        for i, v in enumerate(losses):
+            s.check_step(v, 0, i)
+            s.add(v, 7 + i % 3)
+    assert lazy.total() == eager.total()
+    lazy.check_step(torch.tensor(0.5), 1, 60)
+    lazy.check_step(torch.tensor(float("nan")), 1, 61)
+    lazy.check_step(torch.tensor(float("inf")), 1, 62)
+    with pytest.raises(TuduiError, match="the loss became nan at epoch 2, step 62"):
+        lazy.total()
+    with pytest.raises(TuduiError, match="the loss became inf at epoch 1, step 4"):
+        eager.check_step(torch.tensor(float("inf")), 0, 3)
+
+
 # ---- 2 processes ----
 
 PROBE_CFG = dict(data="digits", epochs=2, batch_size=64, augment="none", threads=1, seed=0)

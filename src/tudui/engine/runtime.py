@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from ..errors import TuduiError
 from .runlog import say
 from .state import first_line
 
@@ -66,3 +67,54 @@ def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
         x = torch.stack([loader.split.decode(int(i), pre["channels"], tuple(pre["size"])) for i in idx])
         x = x.to(loader.device)
     return normalize_batch(x, loader.mean, loader.std)
+
+
+def nonfinite_loss(value: float, epoch: int, step: int) -> TuduiError:
+    return TuduiError(f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; lower --lr, or add --clip-grad; "
+                      "best.pt and the previous last.pt are intact")
+
+
+class LossSum:
+    """An epoch's running sum of loss x images, and the check that every loss is finite.
+
+    On a CPU (lazy=False) each loss is read as a Python float and checked at once, as always. On a GPU
+    (lazy=True) the sum and the first non-finite loss stay on the device, so a training step never waits for
+    the GPU to finish; `total()` reads them (and raises for a non-finite loss) only where the run needs the
+    value: before a checkpoint is written and at the end of the epoch. The sums are the same float64 operations
+    in the same order either way."""
+
+    def __init__(self, device: torch.device, lazy: bool):
+        self.device, self.lazy = device, lazy
+        self.value = 0.0
+        self._bad = None  # on the device: (epoch, step, loss) of the first non-finite loss, or -1s
+
+    def start(self, value: float) -> None:
+        if self.lazy:
+            self.value = torch.tensor(float(value), dtype=torch.float64, device=self.device)
+            self._bad = torch.full((3,), -1.0, dtype=torch.float64, device=self.device)
+        else:
+            self.value = float(value)
+
+    def check_step(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """Before the backward pass of (epoch, step)."""
+        if not self.lazy:
+            if not torch.isfinite(loss):
+                raise nonfinite_loss(float(loss.detach()), epoch, step)
+            return
+        v = loss.detach().double()
+        zero = torch.zeros_like(v)
+        first = ~torch.isfinite(v) & (self._bad[0] < 0)
+        self._bad = torch.where(first, torch.stack([zero + epoch, zero + step, v]), self._bad)
+
+    def add(self, loss, n: int) -> None:
+        if self.lazy:
+            self.value += loss.detach().double() * n
+        else:
+            self.value += float(loss) * n
+
+    def total(self) -> float:
+        if self.lazy and self._bad is not None:
+            epoch, step, value = self._bad.tolist()
+            if epoch >= 0:
+                raise nonfinite_loss(value, int(epoch), int(step))
+        return float(self.value)

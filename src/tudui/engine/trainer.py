@@ -20,14 +20,14 @@ from torch import nn
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
-from ..errors import TuduiError
 from .ema import EMA, Lookahead
 from .evaluate import evaluate_model
 from .optim import build_loss, build_optimizer, build_scheduler
 from .progressive import resize_batch, train_side
 from . import distributed
 from .runlog import NullLog, RunLog, make_run_dir, say, set_quiet
-from .runtime import _cpu_bf16, amp_dtype, compile_model, data_init_sample, use_channels_last  # noqa: F401
+from .runtime import (LossSum, _cpu_bf16, amp_dtype, compile_model, data_init_sample,  # noqa: F401
+                      use_channels_last)
 from .signals import StopSignals, TrainingInterrupted
 from .state import (first_line, load_resume, restore_rank_state, restore_training, rng_state,  # noqa: F401
                     seed_everything, training_state)
@@ -129,6 +129,8 @@ class Trainer:
         self.stopped_early = False
         self.history: list = []
         self.run_dir: Optional[str] = None
+        # on a GPU the running loss stays on the device: no host sync in a training step
+        self.losses = LossSum(self.device, lazy=self.device.type == "cuda")
         self.signals = StopSignals(repeat_grace=3.0 if self.dist.enabled else 0.0, announce=self.dist.main)
         if resume is not None:
             self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
@@ -164,7 +166,7 @@ class Trainer:
             self.ema.update(self.model)
 
     def train_step(self, x, y, batch_index: int) -> tuple:
-        """-> (loss value, whether an optimizer step was taken)."""
+        """-> (the loss, detached; whether an optimizer step was taken)."""
         cfg = self.cfg
         last_of_epoch = batch_index == len(self.data.train) - 1
         stepped = (batch_index + 1) % cfg.accumulate == 0 or last_of_epoch
@@ -172,17 +174,14 @@ class Trainer:
         sync = contextlib.nullcontext() if stepped or not self.dist.enabled else self.net.no_sync()
         with sync:
             loss = self.compute_loss(x, y)
-            if not torch.isfinite(loss):
-                raise TuduiError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step "
-                                 f"{self.step + 1}; lower --lr, or add --clip-grad; best.pt and the previous last.pt "
-                                 "are intact")
+            self.losses.check_step(loss, self.epoch, self.step)
             scaled = loss / cfg.accumulate
             if self.dist.enabled:  # DDP averages over ranks: weigh this rank's mean by its share of the batch
                 scaled = scaled * (len(y) * self.dist.world / self.data.train.global_batch_len(batch_index))
             self.scaler.scale(scaled).backward()
         if stepped:
             self.optimizer_step()
-        return float(loss.detach()), stepped
+        return loss.detach(), stepped
 
     def train_epoch(self, log: RunLog, last_path: str) -> float:
         """Run the rest of the current epoch (from self.position); returns its mean training loss.
@@ -195,6 +194,7 @@ class Trainer:
         loader, pos = self.data.train, self.position
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
+        self.losses.start(pos["loss_sum"])
         bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    file=sys.stderr, leave=False, disable=not self.progress, dynamic_ncols=True)
         side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
@@ -204,12 +204,12 @@ class Trainer:
             if self.epoch == 0 and b == 0:
                 log.batch_grid(x)
             loss, stepped = self.train_step(x, y, b)
-            pos["loss_sum"] += loss * len(y)
+            self.losses.add(loss, len(y))
             pos["count"] += len(y)
             pos["batch"] = b + 1
             bar.update(1)
-            if b % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}")
+            if b % 10 == 0 and self.progress:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
             if not stepped:
                 continue
             log.step_lr(self.step, self.optimizer.param_groups[0]["lr"])
@@ -222,8 +222,10 @@ class Trainer:
                     bar.close()
                     raise self._interrupted(last_path)
         bar.close()
+        pos["loss_sum"] = self.losses.total()
         if self.dist.enabled:  # the mean over every rank's images
-            sums = self.dist.sum_(torch.tensor([pos["loss_sum"], pos["count"]], dtype=torch.float64))
+            sums = self.dist.sum_(torch.tensor([pos["loss_sum"], pos["count"]], dtype=torch.float64,
+                                               device=self.device))
             return float(sums[0]) / max(1, int(sums[1]))
         return pos["loss_sum"] / max(1, pos["count"])
 
@@ -246,6 +248,8 @@ class Trainer:
         """Write a checkpoint. Under torchrun every rank calls this (it gathers each rank's loss sums and RNG
         states, so a resume with as many processes continues each exactly); rank 0 alone writes."""
         gathered = None
+        if self.position["batch"]:  # mid-epoch: the running loss sum (and its finiteness check) from the device
+            self.position["loss_sum"] = self.losses.total()
         if self.dist.enabled:
             gathered = self.dist.gather((self.position["loss_sum"], self.position["count"], rng_state()))
             if not self.dist.main:
@@ -273,11 +277,13 @@ class Trainer:
         """The first SIGINT/SIGTERM received during fit(), or None."""
         return self.signals.signum
 
-    def _stop_requested(self) -> Optional[int]:
+    def _stop_requested(self, force: bool = False) -> Optional[int]:
         """The stop signal every rank acts on, or None: under torchrun a signal to any process stops them all
         at the same step (the largest signal number received wins)."""
         if not self.dist.enabled:
             return self.stop_signal
+        if self.losses.lazy and self.step % 20 and not force:  # on GPUs: every 20 steps, not a host sync every step
+            return None
         agreed = self.dist.max_int(self.stop_signal or 0, self.device)
         if agreed and self.signals.signum is None:
             self.signals.signum = agreed
@@ -373,7 +379,7 @@ class Trainer:
                     say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
                         f"for {cfg.patience} epochs")
                     break
-                if self._stop_requested() is not None and not last:
+                if self._stop_requested(force=True) is not None and not last:
                     raise self._interrupted(last_path)
         finally:
             self.signals.restore()
