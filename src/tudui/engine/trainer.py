@@ -103,6 +103,7 @@ class Trainer:
         # what a training step calls: DDP around the model under torchrun (self.model stays the bare module that
         # is saved, evaluated and averaged), compiled with --compile
         self.net = distributed.wrap(self.model, self.dist, self.device)
+        self._trainable = [p.requires_grad for p in self.model.parameters()]  # what self.net was built with
         self.forward = compile_model(self.net) if cfg.compile else self.net
         if self.dist.rank > 0:  # dropout masks differ between ranks; rank 0 draws what a single process draws
             seed_everything(cfg.seed + RANK_SEED * self.dist.rank)
@@ -143,6 +144,15 @@ class Trainer:
                 say(f"notice: torch.compile failed ({first_line(e)}); training without it")
                 self.forward = self.net
         return self.net(x)
+
+    def _rewrap(self) -> None:
+        """Under torchrun, wrap the model in DDP anew when the set of trainable parameters changed (a model's
+        set_epoch froze or thawed some): DDP expects a gradient for every parameter it was built with."""
+        trainable = [p.requires_grad for p in self.model.parameters()]
+        if self.dist.enabled and trainable != self._trainable:
+            self.net = distributed.wrap(self.model, self.dist, self.device)
+            self.forward = compile_model(self.net) if self.cfg.compile else self.net
+        self._trainable = trainable
 
     # ---- one step, free of global state ----
     def compute_loss(self, x, y) -> torch.Tensor:
@@ -191,6 +201,7 @@ class Trainer:
         self.model.train()
         if hasattr(self.model, "set_epoch"):  # e.g. fastnet stops training its whitening bias after N epochs
             self.model.set_epoch(self.epoch)
+            self._rewrap()
         loader, pos = self.data.train, self.position
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
