@@ -109,14 +109,20 @@ def profile(folder: Path, device: str, steps: int = 30) -> list:
         t = Trainer(config(folder, device, 1, out), progress=False)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if t.device.type == "cuda" else [])
     t.model.train()
-    it = t.data.train.iterate(0)
+
+    def batches():  # epoch after epoch, as long as asked
+        epoch = 0
+        while True:
+            yield from enumerate(t.data.train.iterate(epoch))
+            epoch += 1
+    it = batches()
     for _ in range(5):
-        x, y = next(it)
-        t.train_step(x, y, 0)
+        b, (x, y) = next(it)
+        t.train_step(x, y, b)
     with prof(activities=acts) as p:
-        for b in range(steps):
-            x, y = next(it)
-            t.train_step(x, y, b + 5)
+        for _ in range(steps):
+            b, (x, y) = next(it)
+            t.train_step(x, y, b)
     key = "self_cuda_time_total" if t.device.type == "cuda" else "self_cpu_time_total"
     rows = sorted(p.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)[:15]
     return [{"op": e.key, "calls": e.count, "self_ms": round(getattr(e, key, 0) / 1e3, 2)} for e in rows]
