@@ -15,6 +15,7 @@ from .device import env_info, resolve_device  # noqa: E402
 from .errors import TuduiError  # noqa: E402
 from .importer import import_pth  # noqa: E402
 from .predict import predict  # noqa: E402
+from .report import report  # noqa: E402
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-           "resolve_device", "TuduiError", "import_pth", "__version__"]
+           "resolve_device", "TuduiError", "import_pth", "report", "__version__"]

@@ -36,18 +36,44 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
     ck = load_resume(resume) if resume is not None else None
     if cfg is None:
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
-    return Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
-                   resume=ck).fit()
+    result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
+                     resume=ck).fit()
+    if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
+        result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
+    return result
+
+
+def write_run_report(result, model: Optional[nn.Module] = None, data=None, device: str = "cpu") -> Optional[str]:
+    """`--report`: the HTML report of a finished run (its best.pt on its held-out split). A run trained on a
+    Python Dataset passes that dataset again. -> the page's path."""
+    from .engine.runlog import say
+    from .report import report
+    path = report(result.run_dir, data=data, model=model, device=device)
+    say(f"report:     {path}")
+    return path
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
              model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False) -> dict:
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
     (by default the held-out split of the data it was trained on)."""
-    from .data import load_source
-    from .data.pipeline import prepare
     from .engine.evaluate import evaluate_model
     from .engine.optim import build_loss
+
+    clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download)
+    result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
+    result["split"] = split or "val"
+    result["checkpoint"] = clf.meta.get("path")
+    return result
+
+
+def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
+                       tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
+                       download: bool = False) -> tuple:
+    """What evaluate() and the report share: -> (Classifier, its config (label smoothing off), PreparedData with
+    only the evaluation split, whether to use TTA)."""
+    from .data import load_source
+    from .data.pipeline import prepare
 
     clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device)
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
@@ -64,7 +90,4 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
     use_tta = cfg.tta if tta is None else tta
     cfg.label_smoothing = 0.0
-    result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
-    result["split"] = split or "val"
-    result["checkpoint"] = clf.meta.get("path")
-    return result
+    return clf, cfg, prepared, use_tta

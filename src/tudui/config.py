@@ -112,6 +112,7 @@ class TrainConfig:
     out: str = _opt("runs", "parent folder of run folders")
     name: Optional[str] = _opt(None, "run folder name (default: unique and sortable)")
     recipe: Optional[str] = _opt(None, "a named bundle of options (see --print-config)")
+    report: bool = _opt(False, "write the HTML report (RUN_DIR/report.html, see `tudui report`) when training ends")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -245,7 +246,8 @@ def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
 # keys that may differ when resuming: they change where and how fast the run goes, or when it stops,
 # not what it computes (`epochs` extends it; a different `tta` changes only the reported metrics)
 RESUME_CHANGEABLE = ("epochs", "device", "threads", "workers", "loader", "memory_budget", "data_dir", "cache_dir",
-                     "download", "save_every", "eval_every", "patience", "min_delta", "compile", "tta", "dist_timeout")
+                     "download", "save_every", "eval_every", "patience", "min_delta", "compile", "tta",
+                     "report", "dist_timeout")
 
 
 def resolve_resume(saved: dict, overrides: Optional[dict] = None, config_file: Optional[str] = None) -> TrainConfig:

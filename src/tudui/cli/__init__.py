@@ -20,6 +20,9 @@ COMMANDS = {
     "preview": "preview",
     "lr-find": "lr_find",
     "import": "import_model",
+    "report": "report",
+    "runs": "runs",
+    "compare": "compare",
 }
 
 
@@ -42,6 +45,8 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    from ..engine import runlog
+    runlog.CLI_ARGV = list(argv) if argv is not None else None  # the command line a run records
     try:
         return int(args._run(args) or 0)
     except TuduiError as e:
@@ -50,3 +55,5 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        runlog.CLI_ARGV = None

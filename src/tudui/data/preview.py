@@ -2,20 +2,17 @@
 very augmentation code training uses (the batched presets, or the config file's `transforms: train`)."""
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ..errors import DataError
 from .images import open_image, to_mode
 from .splits import DatasetSplit, FileSplit, Split
 
 TILE = 96  # samples are shown at least this large (nearest-neighbour upscaling keeps the pixels visible)
-CJK_FONTS = ("NotoSansCJK-Regular.ttc", "NotoSansSC-Regular.otf", "wqy-microhei.ttc", "wqy-zenhei.ttc",
-             "msyh.ttc", "simhei.ttf", "PingFang.ttc", "Hiragino Sans GB.ttc")
 
 
 def _augmented_presets(split, order, n, cfg, source, size) -> tuple:
@@ -87,40 +84,11 @@ def _apply(tf, norm, split, order, n, channels) -> tuple:
     return torch.stack(imgs), idx
 
 
-def _font(labels, size: int):
-    if any(not s.isascii() for s in labels):
-        for name in CJK_FONTS:
-            try:
-                return ImageFont.truetype(name, size)
-            except OSError:
-                continue
-    return ImageFont.load_default(size=size)
-
-
 def make_grid(x: torch.Tensor, labels: list, cols: int = 8) -> Image.Image:
-    """uint8 (N, C, H, W) + one caption each -> an RGB grid image with the caption under each sample."""
-    n, c, h, w = x.shape
-    scale = max(1, math.ceil(TILE / max(h, w)))
-    th, tw = h * scale, w * scale
-    font = _font(labels, 12)
-    cap = 16
-    cols = min(cols, n)
-    rows = math.ceil(n / cols)
-    pad = 4
-    grid = Image.new("RGB", (cols * (tw + pad) + pad, rows * (th + cap + pad) + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(grid)
-    for k in range(n):
-        arr = x[k].permute(1, 2, 0).numpy()
-        tile = Image.fromarray(arr[..., 0] if c == 1 else arr[..., :3]).convert("RGB")
-        tile = tile.resize((tw, th), Image.NEAREST)
-        r, q = divmod(k, cols)
-        x0, y0 = pad + q * (tw + pad), pad + r * (th + cap + pad)
-        grid.paste(tile, (x0, y0))
-        text = labels[k]
-        while len(text) > 1 and draw.textlength(text, font=font) > tw:
-            text = text[:-1]
-        draw.text((x0, y0 + th + 1), text, fill=(0, 0, 0), font=font)
-    return grid
+    """uint8 (N, C, H, W) + one caption each -> an RGB grid image with the caption under each sample
+    (drawn by matplotlib, tudui's one plotting code; tiles upscaled to at least TILE px)."""
+    from ..report.grids import tile_grid, to_array
+    return Image.fromarray(to_array(tile_grid(x, labels, cols=cols, tile=TILE)))
 
 
 def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | None = "runs/preview",

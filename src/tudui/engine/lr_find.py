@@ -81,37 +81,6 @@ def suggest(lrs: list, losses: list) -> tuple:
 
 
 def plot_png(lrs: list, losses: list, path: str, suggested: Optional[float] = None) -> str:
-    """Loss against learning rate (log axis) as a PNG, drawn with PIL so no plotting library is needed."""
-    from PIL import Image, ImageDraw
-
-    W, H, left, right, top, bottom = 720, 450, 70, 20, 30, 50
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
-    lx0, lx1 = math.log10(lrs[0]), math.log10(lrs[-1])
-    if lx1 <= lx0:
-        lx1 = lx0 + 1
-    # the y range shows the descent; the divergence at the end leaves through the top
-    lo = int(np.argmin(losses))
-    y0, y1 = losses[lo], max(losses[:lo + 1])
-    y1 = y1 + 0.5 * (y1 - y0) if y1 > y0 else y0 + 1
-    px = lambda lr: left + (math.log10(lr) - lx0) / (lx1 - lx0) * (W - left - right)
-    py = lambda v: top + (y1 - min(v, y1)) / (y1 - y0) * (H - top - bottom)
-    d.rectangle([left, top, W - right, H - bottom], outline="black")
-    for e in range(math.ceil(lx0), math.floor(lx1) + 1):  # a tick per decade
-        x = px(10.0 ** e)
-        d.line([x, H - bottom, x, H - bottom + 5], fill="black")
-        d.line([x, top, x, H - bottom], fill=(230, 230, 230))
-        d.text((x - 12, H - bottom + 8), f"1e{e}", fill="black")
-    for k in range(5):
-        v = y0 + (y1 - y0) * k / 4
-        d.line([left - 5, py(v), left, py(v)], fill="black")
-        d.text((5, py(v) - 6), f"{v:.3g}", fill="black")
-    d.line([(px(a), py(b)) for a, b in zip(lrs, losses)], fill=(31, 119, 180), width=2)
-    if suggested is not None:
-        x = px(suggested)
-        d.line([x, top, x, H - bottom], fill=(214, 39, 40), width=1)
-        d.text((x + 4, top + 4), f"suggested {suggested:.2e}", fill=(214, 39, 40))
-    d.text((W // 2 - 60, H - 18), "learning rate (log scale)", fill="black")
-    d.text((left, 8), "tudui lr-find: smoothed training loss", fill="black")
-    img.save(path, format="PNG")
-    return path
+    """Loss against learning rate (log axis) as a PNG (matplotlib, via tudui.report.figures)."""
+    from ..report.figures import lr_find, save_png
+    return save_png(lr_find(lrs, losses, suggested), path)

@@ -84,6 +84,48 @@ class RunLog:
         grid = torchvision.utils.make_grid(images[:64].float().cpu(), nrow=8, normalize=True)
         self.tb.add_image(tag, grid, 0)
 
+    # ---- run status (run.json), read by `tudui runs` and the report ----
+    def start(self, epochs: int, resumed: bool = False) -> None:
+        """Record that the run is going: the command line, when, the planned epochs. A resumed run keeps its
+        first command and start time and adds this one."""
+        path = os.path.join(self.run_dir, "run.json")
+        old = read_status(self.run_dir) if resumed else {}
+        argv = command_line()
+        self.status = {"status": "running", "pid": os.getpid(), "started": old.get("started", time.time()),
+                       "command": old.get("command", list(argv)), "epochs_planned": int(epochs),
+                       "wall_seconds": float(old.get("wall_seconds", 0.0))}
+        if resumed:
+            self.status["resumed"] = old.get("resumed", []) + [{"at": time.time(), "command": list(argv)}]
+        self._t0 = time.time()
+        _write_json_atomic(path, self.status)
+
+    def end(self, trainer, error: Optional[BaseException] = None) -> None:
+        """Record how the run ended: finished, stopped_early, interrupted (a stop signal) or failed."""
+        if not getattr(self, "status", None):
+            return
+        if getattr(self, "_completed", False):
+            error = None  # an exception being handled around fit(), not one raised in it
+        if error is None:
+            state = "stopped_early" if trainer.stopped_early else "finished"
+        elif isinstance(error, KeyboardInterrupt):  # TrainingInterrupted is one
+            state = "interrupted"
+        else:
+            state = "failed"
+        st = dict(self.status, status=state, ended=time.time(), epochs_done=int(trainer.epoch),
+                  wall_seconds=round(self.status["wall_seconds"] + time.time() - self._t0, 3))
+        if error is not None and state == "failed":
+            st["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        st.pop("pid", None)
+        _write_json_atomic(os.path.join(self.run_dir, "run.json"), st)
+
+    def summarize(self, trainer) -> None:
+        """End-of-training TensorBoard pages: confusion matrix and mistakes as images, hparams with the final
+        metrics, the model graph (tudui.report.board)."""
+        self._completed = True
+        if self.tb is not None:
+            from ..report.board import write_summary
+            write_summary(self.tb, trainer)
+
     def close(self) -> None:
         if self.tb:
             self.tb.close()
@@ -110,3 +152,49 @@ class NullLog:
 
     def __getattr__(self, name):
         return lambda *a, **k: None
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def read_status(run_dir: str) -> dict:
+    """run.json of a run folder ({} when absent or unreadable). A 'running' run whose process is gone
+    (killed without a chance to record it) reads as 'interrupted'."""
+    try:
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(st, dict):
+        return {}
+    if st.get("status") == "running" and st.get("pid") and not _alive(int(st["pid"])):
+        st["status"] = "interrupted"
+    return st
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+CLI_ARGV: Optional[list] = None  # set by tudui.cli.main while it runs a command given as a list
+
+
+def command_line() -> list:
+    """This process's command line as the user typed it: `tudui ...`, `python -c ...` or `python script ...`
+    (`tudui ...` too for tudui.cli.main(argv) called from Python)."""
+    if CLI_ARGV is not None:
+        return ["tudui"] + list(CLI_ARGV)
+    argv = list(sys.argv) or [""]
+    if os.path.basename(argv[0]) in ("tudui", "__main__.py"):
+        return ["tudui"] + argv[1:]
+    return ["python"] + argv

@@ -47,6 +47,7 @@ class TrainResult:
     history: list = field(default_factory=list)
     classes: list = field(default_factory=list)
     stopped_early: bool = False
+    rank: int = 0  # under torchrun: this process's rank (rank 0 wrote the run folder)
 
     @property
     def final(self) -> dict:
@@ -334,6 +335,7 @@ class Trainer:
         else:
             log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
         log.write_config(cfg.to_dict())
+        log.start(cfg.epochs, resumed)
         if resumed:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
@@ -392,14 +394,18 @@ class Trainer:
                     break
                 if self._stop_requested(force=True) is not None and not last:
                     raise self._interrupted(last_path)
+            if self.dist.enabled and self.dist.main:  # rank 0's summary pages see every held-out image
+                self.data.val.shard(0, 1)
+            log.summarize(self)
         finally:
+            log.end(self, sys.exc_info()[1])
             self.signals.restore()
             log.close()
         if self.dist.main and not os.path.exists(best_path) and os.path.exists(last_path):
             import shutil
             shutil.copyfile(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
-                           classes=self.classes, stopped_early=self.stopped_early)
+                           classes=self.classes, stopped_early=self.stopped_early, rank=self.dist.rank)
 
 
 def train(cfg: TrainConfig, **kwargs) -> TrainResult:

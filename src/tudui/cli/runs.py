@@ -1,0 +1,24 @@
+"""`tudui runs`: one row per run folder, newest first."""
+from __future__ import annotations
+
+from .common import print_json
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="list runs: data, model, epochs, best val accuracy, wall time, status")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder holding run folders (default: runs)")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
+    return p
+
+
+def run(args):
+    from ..report.runs import format_table, list_runs
+    rows = list_runs(args.runs_dir)
+    if args.json:
+        print_json(rows)
+    elif not rows:
+        print(f"no runs in {args.runs_dir}")
+    else:
+        print(format_table(rows))
+    return 0
