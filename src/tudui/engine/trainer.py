@@ -289,6 +289,10 @@ class Trainer:
         """The first SIGINT/SIGTERM received during fit(), or None."""
         return self.signals.signum
 
+    @stop_signal.setter
+    def stop_signal(self, signum: Optional[int]) -> None:  # as if that signal had arrived
+        self.signals.signum = signum
+
     def _stop_requested(self, force: bool = False) -> Optional[int]:
         """The stop signal every rank acts on, or None: under torchrun a signal to any process stops them all
         at the same step (the largest signal number received wins)."""
