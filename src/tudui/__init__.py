@@ -16,6 +16,7 @@ from .errors import TuduiError  # noqa: E402
 from .importer import import_pth  # noqa: E402
 from .predict import predict  # noqa: E402
 from .report import report  # noqa: E402
+from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-           "resolve_device", "TuduiError", "import_pth", "report", "__version__"]
+           "resolve_device", "TuduiError", "import_pth", "report", "serve", "__version__"]

@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "report",
     "runs": "runs",
     "compare": "compare",
+    "serve": "serve",
 }
 
 

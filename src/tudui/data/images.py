@@ -17,17 +17,20 @@ def is_image_file(path: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def open_image(path: str) -> Image.Image:
-    """Open and fully decode an image, with EXIF orientation applied. Raises DataError naming the file."""
-    if not os.path.exists(path):
+def open_image(path) -> Image.Image:
+    """Open and fully decode an image (a path, or a binary file object such as an upload), with EXIF
+    orientation applied. Raises DataError naming the file (a file object's `name`, if it has one)."""
+    is_path = isinstance(path, (str, os.PathLike))
+    if is_path and not os.path.exists(path):
         raise DataError(f"image not found: {path}")
+    name = os.fspath(path) if is_path else getattr(path, "name", "the upload")
     try:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             return im.copy() if im is not None else im
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image {path}: {e}") from None
+        raise DataError(f"cannot read image {name}: {e}") from None
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:
