@@ -37,7 +37,7 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
     result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
                      resume=ck).fit()
-    if cfg.report:
+    if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
         result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
     return result
 

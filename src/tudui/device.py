@@ -43,6 +43,8 @@ def _mps_available() -> bool:
 def env_info() -> dict:
     import torchvision
 
+    from .engine.distributed import backends
+
     cuda = torch.cuda.is_available()
     return {
         "python": sys.version.split()[0],
@@ -55,4 +57,5 @@ def env_info() -> dict:
         "mps_available": _mps_available(),
         "cpu_threads": torch.get_num_threads(),
         "auto_device": str(resolve_device("auto")),
+        "distributed_backends": [k for k, ok in backends().items() if ok],
     }
