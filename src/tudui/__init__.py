@@ -4,6 +4,7 @@
     result = tudui.train("digits", epochs=5)
     print(tudui.evaluate(result.best_path)["accuracy"])
     print(tudui.predict(result.best_path, ["my_digit.png"]))
+    tudui.export(result.best_path, "digits.onnx")
 """
 __version__ = "0.1.0"
 
@@ -17,9 +18,13 @@ from .classifier import Classifier, load  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import env_info, resolve_device  # noqa: E402
 from .errors import TuduiError  # noqa: E402
+from .export import export  # noqa: E402  (the function; the package stays importable as tudui.export.api etc.)
 from .importer import import_pth  # noqa: E402
+from .infer import open_predictor  # noqa: E402
 from .predict import predict  # noqa: E402
 from .report import report  # noqa: E402
+from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-           "resolve_device", "TuduiError", "import_pth", "report", "__version__"]
+           "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
+           "__version__"]

@@ -5,7 +5,6 @@ from typing import Optional
 
 from torch import nn
 
-from .classifier import Classifier, load
 from .config import TrainConfig, from_checkpoint_dict, resolve
 from .errors import DataError
 
@@ -38,7 +37,7 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
     result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
                      resume=ck).fit()
-    if cfg.report:
+    if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
         result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
     return result
 
@@ -56,8 +55,9 @@ def write_run_report(result, model: Optional[nn.Module] = None, data=None, devic
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
              model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False, *,
              verify: bool = True, unsafe_load: bool = False) -> dict:
-    """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint on a split
-    (by default the held-out split of the data it was trained on)."""
+    """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint (or an
+    exported .onnx / TorchScript file) on a split (by default the held-out split of the data it was trained on).
+    verify / unsafe_load: see checkpoint.load."""
     from .engine.evaluate import evaluate_model
     from .engine.optim import build_loss
 
@@ -72,13 +72,14 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
 def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
                        tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
                        download: bool = False, *, verify: bool = True, unsafe_load: bool = False) -> tuple:
-    """What evaluate() and the report share: -> (Classifier, its config (label smoothing off), PreparedData with
-    only the evaluation split, whether to use TTA)."""
+    """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
+    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
     from .data import load_source
     from .data.pipeline import prepare
+    from .infer import open_predictor
 
-    clf = checkpoint if isinstance(checkpoint, Classifier) else load(checkpoint, model=model, device=device,
-                                                                     verify=verify, unsafe_load=unsafe_load)
+    clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
+                         verify=verify, unsafe_load=unsafe_load)
     cfg = from_checkpoint_dict(clf.meta.get("config", {}))
     cfg.device = str(clf.device)
     spec = data if data is not None else cfg.data

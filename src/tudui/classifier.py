@@ -9,31 +9,19 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError
+from .infer.predictor import Predictor
 
 
 @dataclass
-class Classifier:
+class Classifier(Predictor):
+    """A checkpoint's model in eval mode; predict_images(), logits() and the rest come from Predictor."""
     model: nn.Module
     classes: list
     preprocess: dict
     meta: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
-
-    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized float batch (B, C, H, W) -> probabilities (B, num_classes)."""
-        with torch.no_grad():
-            return self.model(x.to(self.device)).float().softmax(1).cpu()
-
-    def predict_images(self, images, topk: int = 5) -> list:
-        """PIL images -> [[{'label', 'index', 'prob'}, ...], ...] (top-k per image)."""
-        from .data.preprocess import preprocess_image
-        x = torch.stack([preprocess_image(im, self.preprocess) for im in images])
-        probs = self.predict_tensor(x)
-        k = max(1, min(topk, len(self.classes)))
-        top = probs.topk(k, 1)
-        return [[{"label": self.classes[int(i)], "index": int(i), "prob": float(p)}
-                 for p, i in zip(top.values[r], top.indices[r])] for r in range(len(images))]
+    kind: str = "torch"
 
 
 def rebuild_model(spec: dict, model: Optional[nn.Module] = None) -> nn.Module:

@@ -100,6 +100,11 @@ class TrainConfig:
                                                    "linearly to full size (cheaper early epochs); off by default")
     progressive_end: float = _opt(0.75, "fraction of the epochs after which --progressive-resize reaches full size")
     tta: bool = _opt(False, "test-time augmentation (flip and shift) when evaluating")
+    # --- several processes (torchrun) ---
+    sync_bn: bool = _opt(False, "under torchrun on GPUs: batch norm over the global batch (SyncBatchNorm); "
+                                "refused on a CPU")
+    dist_timeout: float = _opt(600.0, "under torchrun: seconds a process waits for the others in any collective "
+                                      "before the job fails")
     # --- checkpoints & control ---
     monitor: str = _opt("val_acc", "metric for best.pt and early stopping", ["val_acc", "val_loss"])
     patience: Optional[int] = _opt(None, "early stopping: epochs without improvement before stopping")
@@ -279,7 +284,7 @@ def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
 # not what it computes (`epochs` extends it; a different `tta` changes only the reported metrics)
 RESUME_CHANGEABLE = ("epochs", "device", "threads", "workers", "loader", "memory_budget", "data_dir", "cache_dir",
                      "download", "save_every", "eval_every", "patience", "min_delta", "compile", "tta",
-                     "report")
+                     "report", "dist_timeout")
 
 
 def resolve_resume(saved: dict, overrides: Optional[dict] = None, config_file: Optional[str] = None) -> TrainConfig:
@@ -323,6 +328,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("lookahead_every and ema_every must be at least 1 (steps)")
     if cfg.muon_lr <= 0 or not 0 <= cfg.muon_momentum < 1:
         raise ConfigError("muon_lr must be positive and muon_momentum in [0, 1)")
+    if cfg.dist_timeout <= 0:
+        raise ConfigError("dist_timeout must be positive (seconds)")
     if cfg.img_size is not None and cfg.img_size < 1:
         raise ConfigError("img_size must be positive")
 

@@ -43,6 +43,8 @@ def _mps_available() -> bool:
 def env_info() -> dict:
     import torchvision
 
+    from .engine.distributed import backends
+
     cuda = torch.cuda.is_available()
     return {
         "python": sys.version.split()[0],
@@ -56,4 +58,5 @@ def env_info() -> dict:
         "cpu_threads": torch.get_num_threads(),
         "omp_wait_policy": __import__("tudui.threads", fromlist=["describe"]).describe(),
         "auto_device": str(resolve_device("auto")),
+        "distributed_backends": [k for k, ok in backends().items() if ok],
     }

@@ -23,6 +23,8 @@ COMMANDS = {
     "report": "report",
     "runs": "runs",
     "compare": "compare",
+    "serve": "serve",
+    "export": "export_model",
 }
 
 

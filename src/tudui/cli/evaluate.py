@@ -5,7 +5,8 @@ from .common import add_device, add_load_flags, print_json
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="evaluate a checkpoint: loss, accuracy, per-class metrics, confusion matrix")
-    p.add_argument("checkpoint", help="a tudui checkpoint (.pt) or a run folder")
+    p.add_argument("checkpoint", help="a tudui checkpoint (.pt), a run folder, or a file made by `tudui export` "
+                                      "(.onnx, run by onnxruntime; or TorchScript)")
     p.add_argument("--data", default=None, help="data spec (default: the data the checkpoint was trained on)")
     p.add_argument("--data-dir", default=None, help="root of built-in datasets (default: as in training)")
     p.add_argument("--download", action="store_true", help="allow downloading a missing built-in dataset")

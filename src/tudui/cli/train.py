@@ -84,11 +84,23 @@ def run(args):
     if args.print_config:
         sys.stdout.write(dump_yaml(cfg))
         return 0
-    from ..engine.trainer import Trainer, TrainingInterrupted
+    from ..engine.distributed import launched
+    from ..engine.trainer import PeerFailed, Trainer, TrainingInterrupted
+    from ..errors import CheckpointError, ConfigError, DataError
+    rank = int(os.environ.get("RANK", "0") or 0) if launched() else 0
     try:
         result = Trainer(cfg, progress=args.progress, resume=ck).fit()
     except TrainingInterrupted as e:  # the trainer already said where it saved and how to resume
         return e.exit_code
+    except PeerFailed as e:  # the failing process shows its own error; this one says why it stops, in one line
+        print(f"tudui train: {e}", file=sys.stderr)
+        return 1
+    except (ConfigError, DataError, CheckpointError):
+        if rank > 0:  # every process meets the same mistake in the same input: rank 0 says it
+            return 2
+        raise
+    if rank > 0:
+        return 0
     final = result.final
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     if final.get("val_acc") is not None:

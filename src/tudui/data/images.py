@@ -69,22 +69,26 @@ def check_pixels(path: str, im: Image.Image) -> None:
                                     "(a decompression bomb?); raise PIL.Image.MAX_IMAGE_PIXELS to allow it")
 
 
-def open_image(path: str) -> Image.Image:
-    """Open and fully decode an image, with EXIF orientation applied. Raises DataError naming the file
-    (UnreadableImage with the reason when it exists but cannot be read)."""
-    check_file(path)
+def open_image(path) -> Image.Image:
+    """Open and fully decode an image (a path, or a binary file object such as an upload), with EXIF
+    orientation applied. Raises DataError naming the file (a file object's `name`, if it has one):
+    UnreadableImage with the reason when it exists but cannot be read."""
+    is_path = isinstance(path, (str, os.PathLike))
+    name = os.fspath(path) if is_path else str(getattr(path, "name", "the upload"))
+    if is_path:
+        check_file(name)
     try:
         with Image.open(path) as im:
-            check_pixels(path, im)
+            check_pixels(name, im)
             im.load()
             im = ImageOps.exif_transpose(im)
             return im.copy() if im is not None else im
     except DataError:
         raise
     except MemoryError:
-        raise UnreadableImage(path, "out of memory while decoding") from None
+        raise UnreadableImage(name, "out of memory while decoding") from None
     except Exception as e:  # a decoder fed a hostile file may raise anything; it is that file's problem
-        raise UnreadableImage(path, _why(e, path)) from None
+        raise UnreadableImage(name, _why(e, name)) from None
 
 
 def describe_failure(what: str, e: BaseException) -> str:

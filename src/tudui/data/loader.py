@@ -115,6 +115,34 @@ class BatchLoader:
         self.split, self.workers = split, workers
         self.drop_last = drop_last
         self.kind = "memory" if images is not None else "stream"
+        self.rank, self.world = 0, 1  # see shard()
+
+    def shard(self, rank: int, world: int) -> None:
+        """Make this process one of `world` that share every batch: `batch_size` stays the global batch and
+        len() the number of global batches; each iteration yields this rank's contiguous part of a global batch
+        (sizes differ by at most one). A training loader drops a last global batch smaller than 2 x world
+        (alone: of one image), so every rank trains on at least two images in every step."""
+        self.rank, self.world = int(rank), int(world)
+        if self.shuffle and 0 < self.n % self.batch_size < 2 * self.world:
+            self.drop_last = True
+
+    def local_bounds(self, b: int) -> tuple:
+        """(lo, hi): this rank's positions in the epoch's order for global batch b."""
+        start = b * self.batch_size
+        end = min(self.n, start + self.batch_size)
+        if self.world == 1:
+            return start, end
+        q, r = divmod(end - start, self.world)
+        lo = start + self.rank * q + min(self.rank, r)
+        return lo, lo + q + (1 if self.rank < r else 0)
+
+    def global_batch_len(self, b: int) -> int:
+        """Images in global batch b (over every rank)."""
+        return min(self.n, (b + 1) * self.batch_size) - b * self.batch_size
+
+    def aug_seed(self, epoch: int, b: int) -> int:
+        """The augmentation seed of this rank's part of batch b (rank 0: the single process's seed)."""
+        return (batch_seed(self.seed, epoch, b) + self.rank) % 2 ** 63
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -131,35 +159,37 @@ class BatchLoader:
         return torch.randperm(self.n, generator=g)
 
     def batch_indices(self, epoch: int) -> list:
+        """This rank's dataset indices of every batch of `epoch` (alone: the whole batches)."""
         order = self.order(epoch)
-        return [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+        return [order[slice(*self.local_bounds(b))] for b in range(len(self))]
 
     def iterate(self, epoch: int = 0, start: int = 0) -> Iterator:
         """Batches of `epoch`, beginning at batch index `start` (for resuming mid-epoch)."""
         if self.images is not None:
             order = self.order(epoch).to(self.device)  # one transfer per epoch, not one per batch
             in_order = not self.shuffle and self.sample_weights is None
-            bs = self.batch_size
             for b in range(start, len(self)):
-                idx = order[b * bs:(b + 1) * bs]
+                lo, hi = self.local_bounds(b)
+                if hi <= lo:
+                    continue  # an evaluation batch smaller than the number of processes: nothing here
+                idx = order[lo:hi]
                 # unshuffled (evaluation): a slice is a view, no gather needed
-                x = self.images[b * bs:(b + 1) * bs] if in_order else self.images.index_select(0, idx)
+                x = self.images[lo:hi] if in_order else self.images.index_select(0, idx)
                 yield self._finish(x, idx, epoch, b)
         else:
-            batches = self.batch_indices(epoch)
+            batches = [(b, t) for b, t in enumerate(self.batch_indices(epoch)) if b >= start and len(t)]
             ds = _DecodeDataset(self.split, self.pre["channels"], tuple(self.pre["size"]))
-            dl = DataLoader(ds, batch_sampler=[t.tolist() for t in batches[start:]], num_workers=self.workers,
+            dl = DataLoader(ds, batch_sampler=[t.tolist() for _, t in batches], num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
-            for b, x in enumerate(dl, start):
-                idx = batches[b].to(self.device)
-                yield self._finish(x.to(self.device, non_blocking=True), idx, epoch, b)
+            for (b, t), x in zip(batches, dl):
+                yield self._finish(x.to(self.device, non_blocking=True), t.to(self.device), epoch, b)
 
     def __iter__(self):
         return self.iterate(0)
 
     def _finish(self, x_u8, idx, epoch, b):
         if self.augment is not None and self.augment.active:
-            g = torch.Generator(device=self.device).manual_seed(batch_seed(self.seed, epoch, b))
+            g = torch.Generator(device=self.device).manual_seed(self.aug_seed(epoch, b))
             x_u8 = self.augment(x_u8, g, epoch=epoch, indices=idx)
         if self.channels_last:  # convert the uint8 batch (4x fewer bytes); normalizing keeps the format
             x_u8 = x_u8.contiguous(memory_format=torch.channels_last)
@@ -176,20 +206,27 @@ class TransformLoader(BatchLoader):
         self.kind = "stream (custom transforms)"
 
     def iterate(self, epoch: int = 0, start: int = 0):
-        batches = self.batch_indices(epoch)
+        order = self.order(epoch)
+        ids = order.tolist()
         ds = _TransformDataset(self.split, self.tf, self.channels)
-        # each image carries its own seed for the random transforms, from (seed, epoch, batch, position): what
-        # an image gets depends on neither the worker that loads it nor where the run (re)started
-        plan = [[(int(i), (batch_seed(self.seed, epoch, b) * 257 + k) % 2 ** 63) for k, i in enumerate(t.tolist())]
-                for b, t in enumerate(batches)]
+        # each image carries its own seed for the random transforms, from (seed, epoch, batch, position in the
+        # global batch): what an image gets depends on neither the worker or process that loads it nor where
+        # the run (re)started
+        plan = []
+        for b in range(start, len(self)):
+            lo, hi = self.local_bounds(b)
+            base = b * self.batch_size
+            if hi > lo:
+                plan.append((b, order[lo:hi], [(ids[j], (batch_seed(self.seed, epoch, b) * 257 + j - base)
+                                                % 2 ** 63) for j in range(lo, hi)]))
         # its own generator: a DataLoader draws its workers' base seed from the global one otherwise
         g = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -2))
-        dl = DataLoader(ds, batch_sampler=plan[start:], num_workers=self.workers, generator=g)
-        for b, x in enumerate(dl, start):
+        dl = DataLoader(ds, batch_sampler=[p for _, _, p in plan], num_workers=self.workers, generator=g)
+        for (b, idx, _), x in zip(plan, dl):
             x = x.to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.targets[batches[b].to(self.device)]
+            yield x, self.targets[idx.to(self.device)]
 
 
 class _TransformDataset(Dataset):

@@ -35,7 +35,10 @@ def tta_logits(model, x: torch.Tensor, level: int = 2) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False, amp_dtype=None) -> dict:
+def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False, amp_dtype=None,
+                   reduce=None) -> dict:
+    """reduce: under data-parallel training, a function summing a tensor over every process in place (each
+    process evaluates its own share of `loader`, so every held-out image counts exactly once)."""
     model.eval()
     n_cls = len(classes)
     device = loader.device
@@ -54,6 +57,11 @@ def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False
             top5 += int((logits.topk(k, 1).indices == y[:, None]).any(1).sum())
         cm += confusion_matrix(pred, y, n_cls)
         n += len(y)
+    if reduce is not None:
+        sums = torch.tensor([total_loss, n, top1, top5], dtype=torch.float64, device=device)
+        reduce(sums)
+        reduce(cm)
+        total_loss, n, top1, top5 = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
     cm = cm.cpu()
     out = {"loss": total_loss / max(1, n) if loss_fn is not None else None,
            "accuracy": top1 / max(1, n), "num_samples": n, "classes": list(classes),

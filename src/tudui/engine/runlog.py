@@ -158,9 +158,26 @@ class RunLog:
             self.tb = None
 
 
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence `say` in this process (the ranks other than 0 of a torchrun job)."""
+    global _QUIET
+    _QUIET = bool(quiet)
+
+
 def say(msg: str) -> None:
     """Progress and notices go to stderr, so stdout can carry JSON."""
-    print(msg, file=sys.stderr, flush=True)
+    if not _QUIET:
+        print(msg, file=sys.stderr, flush=True)
+
+
+class NullLog:
+    """What the ranks other than 0 log to: nothing (rank 0 alone writes the run folder)."""
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
 
 
 def _write_json_atomic(path: str, obj) -> None:

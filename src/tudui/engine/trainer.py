@@ -1,35 +1,42 @@
 """The training loop: the course's loss -> zero_grad -> backward -> step, per epoch, with evaluation,
-logging and checkpoints. All state lives in the Trainer object (nothing global), so the same step can
-later run under DDP.
+logging and checkpoints. All state lives in the Trainer object (nothing global); under torchrun the same
+loop runs in every process with DistributedDataParallel (see distributed.py).
 
 Resume is exact: a checkpoint holds the model, optimizer, scheduler, grad scaler, EMA, the position inside
 the epoch and every RNG state; data order and augmentation depend only on (seed, epoch, batch index)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import random
-import shlex
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
-from ..errors import CheckpointError, ConfigError, TuduiError
 from .ema import EMA, Lookahead
 from .evaluate import evaluate_model
-from .optim import build_loss, build_optimizer, build_scheduler, lr_factor
+from .optim import build_loss, build_optimizer, build_scheduler
 from .progressive import resize_batch, train_side
-from .runlog import RunLog, make_run_dir, say
+from . import distributed
+from .runlog import NullLog, RunLog, make_run_dir, say, set_quiet
+from .runtime import (LossSum, _cpu_bf16, amp_dtype, compile_model, data_init_sample,  # noqa: F401
+                      use_channels_last)
+from .signals import StopSignals, TrainingInterrupted
+from .state import (first_line, load_resume, restore_rank_state, restore_training, rng_state,  # noqa: F401
+                    seed_everything, training_state)
+
+RANK_SEED = 1_000_003  # rank r > 0 of a torchrun job seeds its global RNGs (dropout) with seed + r * RANK_SEED
+
+
+class PeerFailed(RuntimeError):
+    """Another process of a torchrun job failed or stopped answering; this one stops too."""
 
 
 @dataclass
@@ -40,104 +47,11 @@ class TrainResult:
     history: list = field(default_factory=list)
     classes: list = field(default_factory=list)
     stopped_early: bool = False
+    rank: int = 0  # under torchrun: this process's rank (rank 0 wrote the run folder)
 
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM stopped fit(). `checkpoint` (last.pt, or None after a second signal) resumes with
-    `command`; `exit_code` is 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
-
-    def __init__(self, signum: int, checkpoint: Optional[str] = None):
-        self.exit_code = 128 + int(signum)
-        self.checkpoint = checkpoint
-        self.command = f"tudui train --resume {shlex.quote(checkpoint)}" if checkpoint else None
-        super().__init__(f"resume with: {self.command}" if checkpoint else "stopped at once")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    """Every global RNG as tensors and plain lists, so the checkpoint still loads with weights_only."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": [version, list(internal), gauss],
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def load_resume(path: str, **load_options) -> dict:
-    """The checkpoint to resume from: a file, or a run folder (its last.pt). Options: see checkpoint.load."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "last.pt")
-    return ckpt_io.load(path, **load_options)
-
-
-def _cpu_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def use_channels_last(cfg, model_spec: dict, device: torch.device) -> bool:
-    """--channels-last / --no-channels-last, or by default: on for models built by name (tudui's, torchvision's,
-    timm's) on a CPU for RGB images of 32 px or more, where oneDNN's convolutions are faster in that layout;
-    off for a user's own module, which may reshape with .view() and need NCHW-contiguous tensors."""
-    if cfg.channels_last is not None:
-        return bool(cfg.channels_last)
-    name = str(model_spec.get("name", ""))
-    own = model_spec.get("user_module") or (":" in name and not name.startswith("timm:"))
-    # tiny or single-channel inputs (digits: 1x8x8) ran several times slower per step in channels_last
-    size = model_spec.get("img_size") or [0, 0]
-    big_enough = model_spec.get("in_channels", 3) >= 3 and min(size) >= 32
-    return device.type == "cpu" and not own and big_enough
-
-
-def amp_dtype(kind: str, device: torch.device) -> Optional[torch.dtype]:
-    """--amp bf16|fp16 -> autocast dtype, or None (fp32) with a notice where the device can't do it."""
-    if kind == "none":
-        return None
-    dtype = torch.bfloat16 if kind == "bf16" else torch.float16
-    if device.type == "cuda" and (kind == "fp16" or torch.cuda.is_bf16_supported()):
-        return dtype
-    if device.type == "cpu" and kind == "bf16" and _cpu_bf16():
-        return dtype
-    say(f"notice: --amp {kind} is not supported on this {device.type} device; training in fp32")
-    return None
-
-
-def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
-    """Up to n training images, un-augmented and normalized, for a model's `init_from_data`: taken from the
-    in-memory tensor, or decoded from the split on the stream path."""
-    from ..data.preprocess import normalize_batch
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(loader.n, generator=g)[:n]
-    if loader.images is not None:
-        x = loader.images[idx.to(loader.images.device)]
-    else:
-        pre = loader.pre
-        x = torch.stack([loader.split.decode(int(i), pre["channels"], tuple(pre["size"])) for i in idx])
-        x = x.to(loader.device)
-    return normalize_batch(x, loader.mean, loader.std)
 
 
 class Trainer:
@@ -149,11 +63,14 @@ class Trainer:
 
         # --pretrained / --weights: their resize and normalization unless the user set them
         cfg = self.cfg = models.apply_preset(cfg)
-        self.progress = progress
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        self.device = resolve_device(cfg.device)
+        # under torchrun: join the process group, this rank's GPU; rank 0 alone prints
+        self.dist, self.device = distributed.setup(cfg, resolve_device(cfg.device))
+        self.progress = progress and self.dist.main
+        if self.dist.enabled:
+            set_quiet(not self.dist.main)
 
         source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
                              allow_outside=cfg.allow_outside, seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
@@ -162,6 +79,9 @@ class Trainer:
         if model is None:
             source.channels = models.input_channels(cfg.model, source.channels)
         self.data = prepare(source, cfg, self.device)
+        if self.dist.enabled:  # each rank takes its share of every (global) batch
+            self.data.train.shard(self.dist.rank, self.dist.world)
+            self.data.val.shard(self.dist.rank, self.dist.world)
         pre = self.data.pre
         self.classes = self.data.classes
         n_cls = len(self.classes)
@@ -177,9 +97,17 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
             for loader in (self.data.train, self.data.val):  # batches in the model's layout
                 loader.channels_last = True
+        if cfg.sync_bn:
+            self.model = distributed.convert_sync_bn(self.model, self.dist)
         self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
         self.lookahead = Lookahead(self.model, cfg.lookahead, cfg.lookahead_every) if cfg.lookahead > 0 else None
-        self.forward = self._compile() if cfg.compile else self.model
+        # what a training step calls: DDP around the model under torchrun (self.model stays the bare module that
+        # is saved, evaluated and averaged), compiled with --compile
+        self.net = distributed.wrap(self.model, self.dist, self.device)
+        self._trainable = [p.requires_grad for p in self.model.parameters()]  # what self.net was built with
+        self.forward = compile_model(self.net) if cfg.compile else self.net
+        if self.dist.rank > 0:  # dropout masks differ between ranks; rank 0 draws what a single process draws
+            seed_everything(cfg.seed + RANK_SEED * self.dist.rank)
 
         self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -203,25 +131,29 @@ class Trainer:
         self.stopped_early = False
         self.history: list = []
         self.run_dir: Optional[str] = None
-        self.stop_signal: Optional[int] = None
+        # on a GPU the running loss stays on the device: no host sync in a training step
+        self.losses = LossSum(self.device, lazy=self.device.type == "cuda")
+        self.signals = StopSignals(repeat_grace=3.0 if self.dist.enabled else 0.0, announce=self.dist.main)
         if resume is not None:
             self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
 
-    def _compile(self):
-        try:
-            return torch.compile(self.model)
-        except Exception as e:
-            say(f"notice: torch.compile is not available here ({_first_line(e)}); training without it")
-            return self.model
-
     def _forward(self, x):
-        if self.forward is not self.model:
+        if self.forward is not self.net:
             try:
                 return self.forward(x)
             except Exception as e:  # compilation happens on the first calls; fall back to eager for good
-                say(f"notice: torch.compile failed ({_first_line(e)}); training without it")
-                self.forward = self.model
-        return self.model(x)
+                say(f"notice: torch.compile failed ({first_line(e)}); training without it")
+                self.forward = self.net
+        return self.net(x)
+
+    def _rewrap(self) -> None:
+        """Under torchrun, wrap the model in DDP anew when the set of trainable parameters changed (a model's
+        set_epoch froze or thawed some): DDP expects a gradient for every parameter it was built with."""
+        trainable = [p.requires_grad for p in self.model.parameters()]
+        if self.dist.enabled and trainable != self._trainable:
+            self.net = distributed.wrap(self.model, self.dist, self.device)
+            self.forward = compile_model(self.net) if self.cfg.compile else self.net
+        self._trainable = trainable
 
     # ---- one step, free of global state ----
     def compute_loss(self, x, y) -> torch.Tensor:
@@ -245,18 +177,22 @@ class Trainer:
             self.ema.update(self.model)
 
     def train_step(self, x, y, batch_index: int) -> tuple:
-        """-> (loss value, whether an optimizer step was taken)."""
+        """-> (the loss, detached; whether an optimizer step was taken)."""
         cfg = self.cfg
-        loss = self.compute_loss(x, y)
-        if not torch.isfinite(loss):
-            raise TuduiError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                             "lower --lr, or add --clip-grad; best.pt and the previous last.pt are intact")
-        self.scaler.scale(loss / cfg.accumulate).backward()
         last_of_epoch = batch_index == len(self.data.train) - 1
         stepped = (batch_index + 1) % cfg.accumulate == 0 or last_of_epoch
+        # accumulating under DDP: no gradient all-reduce until the batch that steps
+        sync = contextlib.nullcontext() if stepped or not self.dist.enabled else self.net.no_sync()
+        with sync:
+            loss = self.compute_loss(x, y)
+            self.losses.check_step(loss, self.epoch, self.step)
+            scaled = loss / cfg.accumulate
+            if self.dist.enabled:  # DDP averages over ranks: weigh this rank's mean by its share of the batch
+                scaled = scaled * (len(y) * self.dist.world / self.data.train.global_batch_len(batch_index))
+            self.scaler.scale(scaled).backward()
         if stepped:
             self.optimizer_step()
-        return float(loss.detach()), stepped
+        return loss.detach(), stepped
 
     def train_epoch(self, log: RunLog, last_path: str) -> float:
         """Run the rest of the current epoch (from self.position); returns its mean training loss.
@@ -266,9 +202,11 @@ class Trainer:
         self.model.train()
         if hasattr(self.model, "set_epoch"):  # e.g. fastnet stops training its whitening bias after N epochs
             self.model.set_epoch(self.epoch)
+            self._rewrap()
         loader, pos = self.data.train, self.position
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
+        self.losses.start(pos["loss_sum"])
         bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    file=sys.stderr, leave=False, disable=not self.progress, dynamic_ncols=True)
         side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
@@ -278,28 +216,35 @@ class Trainer:
             if self.epoch == 0 and b == 0:
                 log.batch_grid(x)
             loss, stepped = self.train_step(x, y, b)
-            pos["loss_sum"] += loss * len(y)
+            self.losses.add(loss, len(y))
             pos["count"] += len(y)
             pos["batch"] = b + 1
             bar.update(1)
-            if b % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}")
+            if b % 10 == 0 and self.progress:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
             if not stepped:
                 continue
             log.step_lr(self.step, self.optimizer.param_groups[0]["lr"])
+            stop = self._stop_requested()
             if b + 1 < len(loader):  # the epoch's end writes last.pt anyway, after evaluation
                 every = self.cfg.save_every
-                if self.stop_signal is not None or (every and self.step % every == 0):
+                if stop is not None or (every and self.step % every == 0):
                     self.save(last_path, self.history[-1] if self.history else {})
-                if self.stop_signal is not None:
+                if stop is not None:
                     bar.close()
                     raise self._interrupted(last_path)
         bar.close()
+        pos["loss_sum"] = self.losses.total()
+        if self.dist.enabled:  # the mean over every rank's images
+            sums = self.dist.sum_(torch.tensor([pos["loss_sum"], pos["count"]], dtype=torch.float64,
+                                               device=self.device))
+            return float(sums[0]) / max(1, int(sums[1]))
         return pos["loss_sum"] / max(1, pos["count"])
 
     def evaluate(self, model: Optional[nn.Module] = None) -> dict:
-        return evaluate_model(self.model if model is None else model, self.data.val, self.classes, self.eval_loss_fn, tta=self.cfg.tta,
-                              amp_dtype=self.amp_dtype)
+        return evaluate_model(self.model if model is None else model, self.data.val, self.classes, self.eval_loss_fn,
+                              tta=self.cfg.tta, amp_dtype=self.amp_dtype,
+                              reduce=self.dist.sum_ if self.dist.enabled else None)
 
     def _improved(self, row) -> bool:
         key = self.cfg.monitor
@@ -312,88 +257,56 @@ class Trainer:
 
     # ---- checkpoints and resume ----
     def save(self, path: str, row: dict) -> None:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "position": dict(self.position), "best": self.best,
-                 "bad_epochs": self.bad_epochs, "stopped_early": self.stopped_early, "history": self.history,
-                 "rng": rng_state()}
-        extra = None
-        if self.ema is not None:
-            state["ema"] = self.ema.counters()
-            extra = {"ema_state_dict": self.ema.state_dict()}
-        if self.lookahead is not None:
-            state["lookahead_updates"] = self.lookahead.updates
-            extra = dict(extra or {}, lookahead_state_dict=self.lookahead.state_dict())
+        """Write a checkpoint. Under torchrun every rank calls this (it gathers each rank's loss sums and RNG
+        states, so a resume with as many processes continues each exactly); rank 0 alone writes."""
+        gathered = None
+        if self.position["batch"]:  # mid-epoch: the running loss sum (and its finiteness check) from the device
+            self.position["loss_sum"] = self.losses.total()
+        if self.dist.enabled:
+            gathered = self.dist.gather((self.position["loss_sum"], self.position["count"], rng_state()))
+            if not self.dist.main:
+                return
+        state, extra = training_state(self)
+        if gathered is not None:
+            state["position"].update(loss_sum=sum(g[0] for g in gathered), count=sum(g[1] for g in gathered),
+                                     rank_sums=[[g[0], g[1]] for g in gathered])
+            state["rng_ranks"] = [g[2] for g in gathered]
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
                      extra=extra)
 
     def load_state(self, ck: dict) -> None:
-        """Continue the run saved in `ck` (a loaded last.pt): weights, optimizer, scheduler, scaler, EMA,
-        position in the epoch, early-stopping state, history and RNG states."""
-        path = ck.get("path", "the checkpoint")
-        ts = ck.get("train_state") or {}
-        if "position" not in ts or "rng" not in ts:
-            raise CheckpointError(f"{path} holds no resumable training state (use the last.pt of a tudui run)")
-        epoch, cfg = int(ck["epoch"]), self.cfg
-        if epoch >= cfg.epochs:
-            raise ConfigError(f"{path} already finished all {epoch} epochs; pass a larger --epochs to extend the run")
-        if ts.get("stopped_early") and cfg.patience == ck["config"].get("patience"):
-            raise ConfigError(f"{path}: the run stopped early at epoch {epoch}; change --patience to continue it")
-        try:
-            self.model.load_state_dict(ckpt_io.clean_state_dict(ck["state_dict"]))
-        except RuntimeError as e:
-            raise CheckpointError(f"the weights in {path} do not fit the model: {_first_line(e)}") from None
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.scheduler.load_state_dict(ts["scheduler"])
-        self.epoch, self.step = epoch, int(ck["step"])
-        # the schedule is a pure function of the step: recompute it, so a larger --epochs reshapes what is left
-        for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-            g["lr"] = base * lr_factor(self.step, self.steps_per_epoch, self.total_steps, cfg)
-        if ts.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ts["scaler"])
-        if self.ema is not None:
-            if ck.get("ema_state_dict") is not None:
-                self.ema.load_state_dict(ck["ema_state_dict"], ts.get("ema"))
-            else:
-                self.ema.load_state_dict(self.model.state_dict())
-        if self.lookahead is not None:
-            self.lookahead.load_state_dict(ck.get("lookahead_state_dict") or self.model.state_dict(),
-                                           ts.get("lookahead_updates", 0))
-        self.position = dict(ts["position"])
-        self.best, self.bad_epochs = ts["best"], int(ts["bad_epochs"])
-        self.history = list(ts["history"])
-        self.run_dir = os.path.dirname(os.path.abspath(path)) if path != "the checkpoint" else None
-        set_rng_state(ts["rng"])
+        """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training. A checkpoint of a
+        torchrun job resumes exactly with as many processes; with another number (the same global batch) each
+        rank starts its own RNG anew and rank 0 carries the epoch's loss sums so far."""
+        restore_training(self, ck)
+        restore_rank_state(self, ck, RANK_SEED)
 
     # ---- stop signals ----
-    def _on_signal(self, signum, frame) -> None:
-        if self.stop_signal is not None:
-            raise TrainingInterrupted(signum)
-        self.stop_signal = signum
-        # os.write, not print: a handler may run in the middle of another write to stderr
-        os.write(2, f"\n{signal.Signals(signum).name}: finishing this step and saving last.pt "
-                    f"(press Ctrl-C again to stop at once)\n".encode())
+    @property
+    def stop_signal(self) -> Optional[int]:
+        """The first SIGINT/SIGTERM received during fit(), or None."""
+        return self.signals.signum
 
-    def _install_signals(self) -> dict:
-        """Take over SIGINT and SIGTERM for the run; returns the handlers found, to restore after it.
+    @stop_signal.setter
+    def stop_signal(self, signum: Optional[int]) -> None:  # as if that signal had arrived
+        self.signals.signum = signum
 
-        A SIGINT that was ignored when training started (a background job of a shell, `nohup`, some
-        launchers) stays ignored, as Unix programs conventionally leave it: whoever started the run chose
-        that Ctrl-C at the terminal must not reach it. SIGTERM is always handled: it saves last.pt and stops."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        found = {}
-        for s in (signal.SIGINT, signal.SIGTERM):
-            if s == signal.SIGINT and signal.getsignal(s) == signal.SIG_IGN:
-                say(f"notice: SIGINT is ignored (started in the background or with nohup), so Ctrl-C will not "
-                    f"stop this run; `kill -TERM {os.getpid()}` saves last.pt and stops it")
-                continue
-            found[s] = signal.signal(s, self._on_signal)
-        return found
+    def _stop_requested(self, force: bool = False) -> Optional[int]:
+        """The stop signal every rank acts on, or None: under torchrun a signal to any process stops them all
+        at the same step (the largest signal number received wins)."""
+        if not self.dist.enabled:
+            return self.stop_signal
+        if self.losses.lazy and self.step % 20 and not force:  # on GPUs: every 20 steps, not a host sync every step
+            return None
+        agreed = self.dist.max_int(self.stop_signal or 0, self.device)
+        if agreed and self.signals.signum is None:
+            self.signals.signum = agreed
+        return agreed or None
 
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
-        e = TrainingInterrupted(self.stop_signal, last_path)
+        e = TrainingInterrupted(self.stop_signal, last_path, launcher=distributed.launcher_prefix(self.dist))
         b = self.position["batch"]
         where = f"in epoch {self.epoch + 1} after batch {b}/{len(self.data.train)}" if b else f"after epoch {self.epoch}"
         say(f"stopped {where} (step {self.step}); saved {last_path}")
@@ -401,12 +314,30 @@ class Trainer:
         return e
 
     def fit(self) -> TrainResult:
+        try:
+            result = self._fit()
+        except TrainingInterrupted:
+            self.dist.close()
+            raise
+        except Exception as e:
+            reason = distributed.peer_failure(e) if self.dist.enabled else None
+            if reason:
+                raise PeerFailed(f"rank {self.dist.rank} stopped: another process failed or stopped answering "
+                                 f"({reason})") from None
+            raise
+        self.dist.close()
+        return result
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         resumed = self.run_dir is not None
-        run_dir = self.run_dir or make_run_dir(cfg.out, cfg.name)
-        self.run_dir = run_dir
+        run_dir = self.run_dir or (make_run_dir(cfg.out, cfg.name) if self.dist.main else None)
+        run_dir = self.run_dir = self.dist.broadcast(run_dir)  # one folder, named by rank 0
         cfg.name = os.path.basename(run_dir)  # the resolved config names the folder, for --resume
-        log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
+        if not self.dist.main:
+            log = NullLog()
+        else:
+            log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
         log.write_config(cfg.to_dict())
         log.start(cfg.epochs, resumed)
         if resumed:
@@ -418,8 +349,11 @@ class Trainer:
         say(f"data: {len(self.data.train.targets)} train / {len(self.data.val.targets)} val images, "
             f"{len(self.classes)} classes, {self.data.pre['channels']}x{self.data.pre['size'][0]}x"
             f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
+        if self.dist.enabled:
+            say(f"distributed: {self.dist.world} processes ({self.dist.backend}); global batch {cfg.batch_size} = "
+                f"{self.dist.world} x {cfg.batch_size // self.dist.world} per process")
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
-        old_handlers = self._install_signals()  # from here on, a signal means "save and stop"
+        self.signals.install()  # from here on, a signal means "save and stop"
         try:
             n_params = sum(p.numel() for p in self.model.parameters())
             say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
@@ -462,23 +396,19 @@ class Trainer:
                     say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
                         f"for {cfg.patience} epochs")
                     break
-                if self.stop_signal is not None and not last:
+                if self._stop_requested(force=True) is not None and not last:
                     raise self._interrupted(last_path)
+            if self.dist.enabled and self.dist.main:  # rank 0's summary pages see every held-out image
+                self.data.val.shard(0, 1)
             log.summarize(self)
         finally:
             log.end(self, sys.exc_info()[1])
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
+            self.signals.restore()
             log.close()
-        if not os.path.exists(best_path) and os.path.exists(last_path):
+        if self.dist.main and not os.path.exists(best_path) and os.path.exists(last_path):
             ckpt_io.atomic_copy(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
-                           classes=self.classes, stopped_early=self.stopped_early)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:200]
+                           classes=self.classes, stopped_early=self.stopped_early, rank=self.dist.rank)
 
 
 def train(cfg: TrainConfig, **kwargs) -> TrainResult:

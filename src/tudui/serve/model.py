@@ -1,0 +1,22 @@
+"""The one place the server gets its model from.
+
+The server needs only `.classes`, `.preprocess` (a dict with at least `channels`) and
+`.predict_images(pil_images, topk) -> [[{'label', 'index', 'prob'}, ...], ...]`: the Predictor interface of
+`tudui.infer`, the inference path that `predict`, `eval` and `report` share.
+"""
+from __future__ import annotations
+
+
+def open_model(path: str, device: str = "cpu"):
+    """A checkpoint (or run folder), an exported .onnx or TorchScript file -> a Predictor."""
+    from ..infer import open_predictor
+    return open_predictor(path, device=device)
+
+
+def model_name(model) -> str:
+    """A short description of the model for /health and the page (its architecture name when known)."""
+    meta = getattr(model, "meta", None) or {}
+    spec = meta.get("model") if isinstance(meta, dict) else None
+    if isinstance(spec, dict) and spec.get("name"):
+        return str(spec["name"])
+    return type(getattr(model, "model", model)).__name__
