@@ -16,7 +16,7 @@ from PIL import Image
 
 import tudui
 from tudui.cli import main
-from tudui.infer import iter_predictions, open_predictor, predict_to_file
+from tudui.infer import iter_predictions, open_predictor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import threading
@@ -14,7 +13,6 @@ pytest.importorskip("multipart")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import tudui  # noqa: E402
 from tudui.cli import main as cli_main  # noqa: E402

@@ -1,7 +1,6 @@
 """A trained classifier rebuilt from its checkpoint: model (eval mode), class names and preprocessing."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 

@@ -35,6 +35,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise TuduiError(f"unknown device '{spec}'; use auto, cpu, cuda, cuda:N or mps")
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; what the platform module knows elsewhere)."""
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        return names[0] if names else cpu
+    except OSError:
+        return cpu
+
+
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps and mps.is_available())

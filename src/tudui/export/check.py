@@ -25,7 +25,7 @@ def compare(reference, candidate, inputs: torch.Tensor, rtol: float, atol: float
     """Run both on every input at each batch size; raise ExportError (one line, the largest difference) unless
     allclose(rtol, atol) holds and the top-1 class agrees on every input. A top-1 disagreement between two
     classes whose reference logits are themselves within the tolerance is a tie, counted but not an error."""
-    worst_abs, worst_ratio, worst_batch, mismatches, ties = 0.0, 0.0, None, 0, 0
+    worst_abs, worst_ratio, mismatches, ties = 0.0, 0.0, 0, 0
     abs_batch = None
     for b in batch_sizes:
         for i in range(0, len(inputs), b):
@@ -54,8 +54,7 @@ def compare(reference, candidate, inputs: torch.Tensor, rtol: float, atol: float
             ratio = float((diff / allowed).max())
             if float(diff.max()) >= worst_abs:
                 worst_abs, abs_batch = float(diff.max()), len(x)
-            if ratio > worst_ratio:
-                worst_ratio, worst_batch = ratio, len(x)
+            worst_ratio = max(worst_ratio, ratio)
             r1, g1 = ref.argmax(1), got.argmax(1)
             for row in (r1 != g1).nonzero().flatten().tolist():
                 a, c = ref[row, r1[row]], ref[row, g1[row]]

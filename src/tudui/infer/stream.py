@@ -16,7 +16,6 @@ from typing import Iterator, Optional
 from ..data.images import describe_failure, is_image_file, open_image
 from ..errors import ConfigError, DataError
 from .open import open_predictor
-from .predictor import Predictor
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 

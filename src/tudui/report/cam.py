@@ -31,7 +31,7 @@ def why_no_cam(model) -> Optional[str]:
     try:
         import captum  # noqa: F401
     except ImportError:
-        return "Grad-CAM needs captum: pip install captum (or pip install 'tudui[report]')."
+        return "Grad-CAM needs captum, which tudui depends on: pip install captum."
     return None
 
 

@@ -90,14 +90,8 @@ def device_name(device) -> str:
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{device.type} ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    from ..device import cpu_name
+    return f"{device.type} ({cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 def this_command() -> str:
