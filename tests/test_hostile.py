@@ -1,8 +1,13 @@
 """Hostile files (tests/hostile.py makes them in their real formats) through stats, train (memory and stream
-loaders) and predict: no crash, no hang, every bad file reported exactly once with its reason, every good one
-read. The 1,000-file run with wall time and peak memory is benchmarks/hostile_corpus.py."""
+loaders), predict, report and serve: no crash, no hang, every bad file reported exactly once with its reason,
+every good one read; the server answers each bad upload with a 4xx JSON error, never a 500. The 1,000-file
+run with wall time and peak memory is benchmarks/hostile_corpus.py."""
+
+import os
+import stat
 
 import pytest
+from markupsafe import escape
 
 import hostile
 import tudui
@@ -17,6 +22,13 @@ def corpus(tmp_path_factory):
     files = hostile.make_corpus(str(root), n=2 * len(hostile.KINDS) + 8, seed=1)
     yield str(root), files
     hostile.restore_permissions(str(root))
+
+
+@pytest.fixture(scope="module")
+def corpus_ckpt(corpus, tmp_path_factory):
+    """A model trained (1 epoch, 16 px) on the hostile corpus: its data spec is the corpus folder."""
+    out = tmp_path_factory.mktemp("hostile-run")
+    return tudui.train(corpus[0], epochs=1, img_size=16, out=str(out), progress=False, threads=1).best_path
 
 
 def _bad(files):
@@ -61,9 +73,9 @@ def test_train_skips_each_bad_file_once_and_finishes(corpus, tmp_path, capsys, l
         assert err.count(f"  {p}: ") == 1, p
 
 
-def test_predict_reports_each_bad_file_and_classifies_the_rest(corpus, tmp_path, capsys):
+def test_predict_reports_each_bad_file_and_classifies_the_rest(corpus, corpus_ckpt, capsys):
     root, files = corpus
-    ckpt = tudui.train(root, epochs=1, img_size=16, out=str(tmp_path), progress=False, threads=1).best_path
+    ckpt = corpus_ckpt
     capsys.readouterr()
     results = tudui.predict(ckpt, root)
     listed = {p for p, _, _ in files}
@@ -76,3 +88,64 @@ def test_predict_reports_each_bad_file_and_classifies_the_rest(corpus, tmp_path,
     for p in _bad(files):
         assert cap.err.count(f"{p}: unreadable (") == 1
     assert len(cap.out.splitlines()) == len(listed) - len(errors)
+
+
+def test_report_lists_each_bad_file_of_the_split_once_with_its_reason(corpus, corpus_ckpt, tmp_path):
+    root, files = corpus
+    val_bad = {p for p in _bad(files) if os.sep + "val" + os.sep in p}
+    assert val_bad
+    page = tudui.report(corpus_ckpt, out=str(tmp_path / "r.html"), top=4, cam=False)
+    text = open(page, encoding="utf-8").read()
+    assert f'<dd id="skipped-count">{len(val_bad)}' in text
+    listed = text.split('<ul class="skipped">', 1)[1].split("</ul>", 1)[0]
+    items = [x.split("</li>", 1)[0] for x in listed.split("<li>")[1:]]
+    assert len(items) == len(val_bad)
+    for p in val_bad:  # "path: reason", escaped, once
+        assert sum(x.startswith(str(escape(p)) + ": ") and len(x) > len(str(escape(p))) + 2 for x in items) == 1, p
+    assert "<script>" not in listed
+
+
+def _upload(path):
+    """The file's bytes as a client would send them, or None when no client could read it (a FIFO, a broken
+    or looping link, no read permission): those are the file system's, not the server's, to report."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+# what the server's guards answer for each bad kind with bytes (serve/guards.py)
+SERVE_STATUS = {"png-decompression-bomb": {413}, "png-header-30000x30000": {413}, "text-named-jpg": {415},
+                "jpeg-zero-bytes": {400}, "png-zero-bytes": {400}}
+
+
+def test_serve_answers_each_hostile_upload_with_4xx_and_keeps_serving(corpus, corpus_ckpt):
+    from fastapi.testclient import TestClient
+
+    from tudui.serve.app import create_app
+    from tudui.serve.model import open_model
+    root, files = corpus
+    app = create_app(open_model(corpus_ckpt), max_batch=1)
+    sent = {"ok": 0, "bad": 0}
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for p, kind, expect in files:
+            data = _upload(p)
+            if data is None:
+                assert expect == "bad", p
+                continue
+            r = c.post("/predict", content=data, params={"name": os.path.basename(p)},
+                       headers={"content-type": "application/octet-stream"})
+            sent[expect] += 1
+            if expect == "ok":
+                assert r.status_code == 200, (kind, r.text)
+                assert r.json()["path"] == os.path.basename(p) and len(r.json()["topk"]) == 2
+            else:
+                assert r.status_code in SERVE_STATUS.get(kind, {400, 413, 415}), (kind, r.status_code, r.text)
+                assert r.json()["detail"].strip(), kind
+        assert sent["ok"] and sent["bad"] >= len(SERVE_STATUS)
+        assert c.get("/health").status_code == 200  # still serving
+        good = next(p for p, _, e in files if e == "ok" and _upload(p))
+        assert c.post("/predict", files={"file": ("x.jpg", _upload(good))}).status_code == 200

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import print_json
+from .common import add_load_flags, print_json
 
 
 def add_parser(sub, name):
@@ -18,12 +18,14 @@ def add_parser(sub, name):
     p.add_argument("--opset", type=int, default=None,
                    help="ONNX opset (default 18; below 18 uses torch's older TorchScript-based exporter)")
     p.add_argument("--json", action="store_true", help="print the result (path, exporter, largest difference) as JSON")
+    add_load_flags(p)
     return p
 
 
 def run(args):
     from ..export import export
-    r = export(args.checkpoint, out=args.out, format=args.format, opset=args.opset)
+    r = export(args.checkpoint, out=args.out, format=args.format, opset=args.opset,
+               verify=args.verify, unsafe_load=args.unsafe_load)
     if args.json:
         print_json(r)
         return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device
+from .common import add_device, add_load_flags
 
 
 def add_parser(sub, name):
@@ -25,12 +25,14 @@ def add_parser(sub, name):
     p.add_argument("--data-dir", default=None, help="root of built-in datasets (default: as in training)")
     p.add_argument("--download", action="store_true", help="allow downloading a missing built-in dataset")
     add_device(p)
+    add_load_flags(p)
     return p
 
 
 def run(args):
     from ..report import report
     path = report(args.path, args.data, split=args.split, out=args.out, top=args.top, device=args.device,
-                  tta=args.tta, data_dir=args.data_dir, download=args.download, cam=args.cam)
+                  tta=args.tta, data_dir=args.data_dir, download=args.download, cam=args.cam,
+                  verify=args.verify, unsafe_load=args.unsafe_load)
     print(path)
     return 0

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .common import add_device
+from .common import add_device, add_load_flags
 
 
 def add_parser(sub, name):
@@ -32,6 +32,7 @@ def add_parser(sub, name):
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level; 'warning' drops the line per request (default info)")
     add_device(p)
+    add_load_flags(p)
     return p
 
 
@@ -40,5 +41,5 @@ def run(args):
     serve(args.checkpoint, host=args.host, port=args.port, token=args.token, max_bytes=args.max_bytes,
           max_pixels=args.max_pixels, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
           max_files=args.max_files, threads=args.threads, device=args.device,
-          log_level=args.log_level)
+          log_level=args.log_level, verify=args.verify, unsafe_load=args.unsafe_load)
     return 0

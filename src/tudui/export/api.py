@@ -23,15 +23,16 @@ def default_out(source_path: Optional[str], fmt: str) -> str:
     return base + SUFFIX[fmt]
 
 
-def _load(checkpoint, model):
+def _load(checkpoint, model, verify: bool = True, unsafe_load: bool = False):
     from ..classifier import Classifier, load
     if isinstance(checkpoint, Classifier):
         return checkpoint
-    return load(checkpoint, model=model, device="cpu")
+    return load(checkpoint, model=model, device="cpu", verify=verify, unsafe_load=unsafe_load)
 
 
 def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: Optional[int] = None, *,
-           model: Optional[torch.nn.Module] = None, inputs: int = 64, seed: int = 0) -> dict:
+           model: Optional[torch.nn.Module] = None, inputs: int = 64, seed: int = 0, verify: bool = True,
+           unsafe_load: bool = False) -> dict:
     """Export a checkpoint (file, run folder or tudui.Classifier) to ONNX or TorchScript.
 
     The model runs in eval mode with the checkpoint's EMA weights where it has them; the batch axis is dynamic;
@@ -40,6 +41,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     `inputs` random images at batch sizes 1, 2 and 7 (ONNX: onnx.checker full check, onnxruntime CPU,
     allclose(rtol=1e-3, atol=1e-5) and the same top-1; TorchScript: within 1e-6). A failed check raises
     ExportError and leaves no file. model: your nn.Module for a checkpoint tudui cannot rebuild by itself.
+    verify/unsafe_load: how the checkpoint is read (see tudui.checkpoint.load).
     -> {'path', 'format', 'opset', 'exporter', 'max_abs_diff', 'checked_inputs', 'batch_sizes', 'bytes', ...}"""
     fmt = str(format).lower()
     if fmt not in FORMATS:
@@ -54,7 +56,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
         from ..infer.onnx_model import require
         for mod in ("onnx", "onnxruntime") + (("onnxscript",) if (opset or 18) >= 18 else ()):
             require(mod)
-    clf = _load(checkpoint, model)
+    clf = _load(checkpoint, model, verify=verify, unsafe_load=unsafe_load)
     out = os.fspath(out) if out else default_out(clf.meta.get("path"), fmt)
     net = clf.model.to("cpu").float().eval()
     pre = clf.preprocess

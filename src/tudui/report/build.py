@@ -73,7 +73,7 @@ def _status(run_dir: Optional[str], history: list, ck: dict) -> Optional[dict]:
 
 def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] = None, top: int = 16,
            device: str = "cpu", tta: Optional[bool] = None, data_dir: Optional[str] = None, download: bool = False,
-           model=None, cam: bool = True) -> str:
+           model=None, cam: bool = True, verify: bool = True, unsafe_load: bool = False) -> str:
     """Write an HTML report of a run folder or checkpoint and return its path.
 
     The page (default RUN_DIR/report.html) holds the training curves, the confusion matrix (counts and
@@ -82,6 +82,7 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     diagram, ECE), the dataset summary and the run's config, command line, versions, device and wall time.
     The figures are also written as PNG files into the folder named like the page without `.html`.
     data/split/device/tta/data_dir/download: as for tudui.evaluate (default: the checkpoint's held-out split).
+    verify/unsafe_load: how the checkpoint is read (see tudui.checkpoint.load).
     """
     import torch
 
@@ -96,7 +97,7 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     t_start = time.perf_counter()
     ck_path, run_dir, out, figdir = _locate(path, out)
     clf, cfg, col = collect(ck_path, data=data, split=split, device=device, tta=tta, model=model,
-                            data_dir=data_dir, download=download)
+                            data_dir=data_dir, download=download, verify=verify, unsafe_load=unsafe_load)
     if len(col) == 0:
         raise DataError(f"the {col.split} split has no images to report on")
     ck = clf.meta

@@ -97,13 +97,15 @@ class Collected:
 
 
 def collect(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
-            model=None, data_dir: Optional[str] = None, download: bool = False) -> tuple:
+            model=None, data_dir: Optional[str] = None, download: bool = False, *, verify: bool = True,
+            unsafe_load: bool = False) -> tuple:
     """Load a checkpoint, prepare its evaluation split as `tudui eval` does, run the model once.
     -> (Classifier, resolved config, Collected)."""
     from ..api import prepare_evaluation
     from ..engine.optim import build_loss
 
-    clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download)
+    clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download,
+                                                     verify=verify, unsafe_load=unsafe_load)
     t0 = time.perf_counter()
     logits, labels = run_model(clf.model, prepared.val, tta=use_tta)
     seconds = time.perf_counter() - t0
