@@ -204,3 +204,28 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     (tmp_path / f".last.pt.{dead}.abcd1234.tmp").write_bytes(b"torn")
     _save_small(tmp_path / "last.pt")
     assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_report_export_and_serve_refuse_a_changed_checkpoint_unless_no_verify(tmp_path, good, capsys, monkeypatch):
+    path = tmp_path / "changed.pt"
+    shutil.copyfile(good, path)
+    ck = ckpt_io.load(path)
+    w = next(v for v in ck["state_dict"].values() if v.dtype == torch.float32 and v.numel() > 4)
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(w.reshape(-1)[:4].numpy().tobytes())] ^= 0x40
+    path.write_bytes(bytes(raw))
+    runs = {"report": ["report", str(path), "--no-cam", "--top", "2", "--out", str(tmp_path / "r.html")],
+            "export": ["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "m.torchscript.pt")],
+            "serve": ["serve", str(path), "--port", "0"]}
+    for name, argv in runs.items():
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "changed after it was saved" in err, name
+    for name in ("report", "export"):
+        assert main(runs[name][:1] + ["--no-verify"] + runs[name][1:]) == 0, name
+    assert (tmp_path / "r.html").exists() and (tmp_path / "m.torchscript.pt").exists()
+    import uvicorn
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app.state.model))
+    assert main(["serve", "--no-verify", str(path), "--port", "0"]) == 0
+    assert served and served[0].classes == tudui.load(str(good)).classes
