@@ -1,9 +1,12 @@
 """Hostile input at scale: 1,000+ generated hostile files (tests/hostile.py, 30 kinds in their real formats)
-through `tudui stats`, `tudui train` (memory and stream loaders) and `tudui predict`, each a separate process
-with a time limit. Records the files tried, the failures (must be 0), wall time and peak RSS of each command.
+through `tudui stats`, `tudui train` (memory and stream loaders), `tudui predict`, `tudui report` and
+`tudui serve`, each a separate process with a time limit. Records the files tried, the failures (must be 0), wall
+time and peak RSS of each command.
 
 A failure is: a non-zero exit, a timeout (a hang), a bad file not reported exactly once, a good file reported
-as unreadable, or predict results that do not cover every listed file.
+as unreadable, predict results that do not cover every listed file; for serve (a real server on 127.0.0.1 at a
+free port, each file a client can read POSTed once as the raw body): a 5xx, a request that hangs or fails, a
+status other than 200 for a good file or the guards' 4xx for a bad one, a server that stops answering.
 
     cpu-bench python benchmarks/hostile_corpus.py --files 1000 --save benchmarks/results/hostile_corpus.json
 """
@@ -12,10 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
@@ -51,6 +58,87 @@ def check_listing(text: str, bad: set, ok: set, fmt: str) -> list:
             problems.append(f"bad file reported {n} times: {p}")
     problems += [f"good file reported unreadable: {p}" for p in ok if fmt.format(p) in text]
     return problems
+
+
+def _request(url: str, data=None, timeout: float = 30.0):
+    """-> (status, parsed JSON or None); status None when the request failed (connection, timeout)."""
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/octet-stream"} if data
+                                 is not None else {}, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except (OSError, urllib.error.URLError):
+        return None, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def _peak_rss_mib(pid: int):
+    """The process's own peak resident set (VmHWM), Linux /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return round(int(next(ln for ln in fh if ln.startswith("VmHWM:")).split()[1]) / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def serve_corpus(ckpt: str, files: list, timeout: float) -> tuple:
+    """A real `tudui serve` on a free port; each readable file POSTed once to /predict. -> (result, failures)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tudui", "serve", ckpt, "--port", str(port), "--threads", "1",
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    failures, statuses, posted, unreadable = [], {}, 0, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while _request(url + "/health", timeout=2)[0] != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return {"rc": proc.poll(), "timeout": proc.poll() is None, "seconds": round(time.perf_counter() - t0, 2),
+                        "peak_rss_mib": None}, ["serve: the server did not start"]
+            time.sleep(0.2)
+        started = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for path, kind, expect in files:
+            if time.monotonic() > deadline:
+                failures.append(f"serve: ran past {timeout} s after {posted} uploads")
+                break
+            data = hostile.client_bytes(path)
+            if data is None:
+                unreadable += 1
+                continue
+            name = urllib.parse.quote(os.path.basename(path))
+            status, body = _request(f"{url}/predict?name={name}", data, timeout=30)
+            posted += 1
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status is None:
+                failures.append(f"serve: no answer (hang or dropped connection) for {kind}: {path}")
+            elif status not in hostile.expected_status(kind, expect) or not isinstance(body, dict):
+                failures.append(f"serve: {status} for {kind} ({expect}): {path}")
+            elif expect == "bad" and not str(body.get("detail", "")).strip():
+                failures.append(f"serve: {status} without a reason for {kind}: {path}")
+        loop = time.perf_counter() - t1
+        if _request(url + "/health", timeout=5)[0] != 200:
+            failures.append("serve: the server stopped answering /health")
+        rss = _peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    if "Traceback" in (err or ""):
+        failures.append("serve: a traceback in the server's log")
+    return {"rc": 0, "timeout": False, "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mib": rss,
+            "startup_seconds": round(started, 2), "upload_loop_seconds": round(loop, 2), "posted": posted,
+            "not_uploadable": unreadable, "statuses": statuses}, failures
 
 
 def main():
@@ -92,6 +180,24 @@ def main():
             failures.append(f"predict: {len(set(errors) ^ bad)} files misreported")
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         failures.append(f"predict: no JSON ({type(e).__name__})")
+
+    # report: the held-out (val) split's bad files, each once as "path: reason" in the page, escaped
+    from markupsafe import escape
+    page = os.path.join(root, "report", "report.html")
+    r, out, err = run(["report", os.path.join(root, "runs", "memory", "best.pt"), "--out", page], a.timeout)
+    results["report"] = r
+    val = os.sep + "val" + os.sep
+    try:
+        with open(page, encoding="utf-8") as fh:
+            listed = fh.read().split('<ul class="skipped">', 1)[1].split("</ul>", 1)[0]
+        failures += [f"report: {f}" for f in check_listing(listed, {str(escape(p)) for p in bad if val in p},
+                                                           {str(escape(p)) for p in ok if val in p}, "<li>{}: ")]
+    except (OSError, IndexError):
+        failures.append("report: no page, or no list of skipped files in it")
+
+    r, serve_failures = serve_corpus(os.path.join(root, "runs", "memory", "best.pt"), files, a.timeout)
+    results["serve"] = r
+    failures += serve_failures
     for name, r in results.items():
         if r["timeout"]:
             failures.append(f"{name}: timed out after {a.timeout} s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import zlib
 from functools import lru_cache
@@ -186,3 +187,25 @@ def restore_permissions(root: str) -> None:
             p = os.path.join(dirpath, f)
             if not os.path.islink(p) and os.path.isfile(p):
                 os.chmod(p, 0o644)
+
+
+# what `tudui serve` answers for an upload of each bad kind with bytes (src/tudui/serve/guards.py); any other bad
+# kind gets one of 400, 413, 415, and a good file 200
+SERVE_STATUS = {"png-decompression-bomb": {413}, "png-header-30000x30000": {413}, "text-named-jpg": {415},
+                "jpeg-zero-bytes": {400}, "png-zero-bytes": {400}}
+
+
+def expected_status(kind: str, expect: str) -> set:
+    return {200} if expect == "ok" else SERVE_STATUS.get(kind, {400, 413, 415})
+
+
+def client_bytes(path: str):
+    """The file's bytes as a client would upload them, or None when no client could read it (a FIFO, a broken
+    or looping link, no read permission): the file system's to report, not the server's."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None

@@ -4,7 +4,6 @@ every good one read; the server answers each bad upload with a 4xx JSON error, n
 run with wall time and peak memory is benchmarks/hostile_corpus.py."""
 
 import os
-import stat
 
 import pytest
 from markupsafe import escape
@@ -105,23 +104,6 @@ def test_report_lists_each_bad_file_of_the_split_once_with_its_reason(corpus, co
     assert "<script>" not in listed
 
 
-def _upload(path):
-    """The file's bytes as a client would send them, or None when no client could read it (a FIFO, a broken
-    or looping link, no read permission): those are the file system's, not the server's, to report."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
-# what the server's guards answer for each bad kind with bytes (serve/guards.py)
-SERVE_STATUS = {"png-decompression-bomb": {413}, "png-header-30000x30000": {413}, "text-named-jpg": {415},
-                "jpeg-zero-bytes": {400}, "png-zero-bytes": {400}}
-
-
 def test_serve_answers_each_hostile_upload_with_4xx_and_keeps_serving(corpus, corpus_ckpt):
     from fastapi.testclient import TestClient
 
@@ -132,7 +114,7 @@ def test_serve_answers_each_hostile_upload_with_4xx_and_keeps_serving(corpus, co
     sent = {"ok": 0, "bad": 0}
     with TestClient(app, raise_server_exceptions=False) as c:
         for p, kind, expect in files:
-            data = _upload(p)
+            data = hostile.client_bytes(p)
             if data is None:
                 assert expect == "bad", p
                 continue
@@ -143,9 +125,9 @@ def test_serve_answers_each_hostile_upload_with_4xx_and_keeps_serving(corpus, co
                 assert r.status_code == 200, (kind, r.text)
                 assert r.json()["path"] == os.path.basename(p) and len(r.json()["topk"]) == 2
             else:
-                assert r.status_code in SERVE_STATUS.get(kind, {400, 413, 415}), (kind, r.status_code, r.text)
+                assert r.status_code in hostile.expected_status(kind, expect), (kind, r.status_code, r.text)
                 assert r.json()["detail"].strip(), kind
-        assert sent["ok"] and sent["bad"] >= len(SERVE_STATUS)
+        assert sent["ok"] and sent["bad"] >= len(hostile.SERVE_STATUS)
         assert c.get("/health").status_code == 200  # still serving
-        good = next(p for p, _, e in files if e == "ok" and _upload(p))
-        assert c.post("/predict", files={"file": ("x.jpg", _upload(good))}).status_code == 200
+        good = next(p for p, _, e in files if e == "ok" and hostile.client_bytes(p))
+        assert c.post("/predict", files={"file": ("x.jpg", hostile.client_bytes(good))}).status_code == 200
