@@ -100,8 +100,8 @@ def serve_corpus(ckpt: str, files: list, timeout: float) -> tuple:
     try:
         while _request(url + "/health", timeout=2)[0] != 200:
             if proc.poll() is not None or time.monotonic() > deadline:
-                return {"rc": proc.poll(), "timeout": proc.poll() is None, "seconds": round(time.perf_counter() - t0, 2),
-                        "peak_rss_mib": None}, ["serve: the server did not start"]
+                return {"rc": proc.poll(), "timeout": proc.poll() is None, "peak_rss_mib": None,
+                        "seconds": round(time.perf_counter() - t0, 2)}, ["serve: the server did not start"]
             time.sleep(0.2)
         started = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -65,7 +65,9 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     token = token if token is not None else (os.environ.get("TUDUI_TOKEN") or None)
     torch.set_num_threads(int(threads) if threads else max(1, min(4, os.cpu_count() or 1)))
-    predictor = open_model(os.fspath(model), device=device, verify=verify, unsafe_load=unsafe_load) if isinstance(model, (str, os.PathLike)) else model
+    predictor = model
+    if isinstance(model, (str, os.PathLike)):
+        predictor = open_model(os.fspath(model), device=device, verify=verify, unsafe_load=unsafe_load)
     limits = {k: v for k, v in (("max_bytes", max_bytes), ("max_pixels", max_pixels), ("max_batch", max_batch),
                                 ("batch_wait_ms", batch_wait_ms), ("max_files", max_files)) if v is not None}
     app = app_mod.create_app(predictor, token=token, **limits)
