@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 
 import pytest
 
@@ -14,11 +12,8 @@ httpx = pytest.importorskip("httpx")
 from tudui.serve.app import create_app  # noqa: E402
 from tudui.serve.model import open_model  # noqa: E402
 
+from browser import browser  # noqa: E402
 from serve_helpers import LiveServer, digit_image, encode, same_answer  # noqa: E402
-
-CHROMIUM = os.environ.get("TUDUI_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +48,9 @@ def test_32_concurrent_requests_equal_the_sequential_answers(model):
     assert batches < 32  # the 32 requests shared model calls
 
 
-def chromium_or_skip():
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    return sync_api
-
-
 def test_page_in_headless_chromium(model, tmp_path):
     """Upload a file through the page; the class it shows is the API's answer for that file. With a token, the
     page asks for it first. On a phone-sized screen nothing overflows sideways."""
-    sync_api = chromium_or_skip()
     img, _ = digit_image(4)
     path = tmp_path / "four.png"
     img.resize((64, 64)).save(path)
@@ -73,29 +60,28 @@ def test_page_in_headless_chromium(model, tmp_path):
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             api = httpx.post(server.url + "/predict?topk=5", files={"file": (path.name, path.read_bytes(), "image/png")},
                              headers=headers, timeout=30).json()
-            with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                try:
-                    page = browser.new_page(viewport={"width": 390, "height": 844})
-                    failed = []
-                    page.on("requestfailed", lambda r: failed.append(r.url))
-                    page.goto(server.url + "/", timeout=30_000)
-                    if token:
-                        page.wait_for_selector("#token-box:not([hidden])", timeout=15_000)
-                        page.fill("#token", token)
-                        page.click("#token-save")
-                        page.wait_for_selector("#token-box[hidden]", state="attached", timeout=15_000)
-                    page.wait_for_function("document.getElementById('model').textContent.includes('classes')",
-                                           timeout=15_000)
-                    page.set_input_files("#file", str(path))
-                    page.wait_for_selector("#results li", timeout=30_000)
-                    labels = page.locator("#results .label").all_text_contents()
-                    probs = page.locator("#results .prob").all_text_contents()
-                    assert labels == [t["label"] for t in api["topk"]]
-                    assert probs == [f"{100 * t['prob']:.1f}%" for t in api["topk"]]
-                    assert page.get_attribute("body", "data-top") == api["topk"][0]["label"]
-                    assert page.is_visible("#preview")
-                    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-                    assert not failed, failed
-                finally:
-                    browser.close()
+            with browser(viewport=(390, 844)) as page:
+                failed = []
+                page.on("requestfailed", lambda r: failed.append(r.url))
+                page.goto(server.url + "/", timeout=30_000)
+                if token:
+                    page.wait_for_selector("#token-box:not([hidden])", timeout=15_000)
+                    page.fill("#token", token)
+                    page.click("#token-save")
+                    page.wait_for_selector("#token-box[hidden]", state="attached", timeout=15_000)
+                page.wait_for_function("document.getElementById('model').textContent.includes('classes')",
+                                       timeout=15_000)
+                page.set_input_files("#file", str(path))
+                page.wait_for_selector("#results li", timeout=30_000)
+                labels = page.locator("#results .label").all_text_contents()
+                probs = page.locator("#results .prob").all_text_contents()
+                assert labels == [t["label"] for t in api["topk"]]
+                assert probs == [f"{100 * t['prob']:.1f}%" for t in api["topk"]]
+                assert page.get_attribute("body", "data-top") == api["topk"][0]["label"]
+                assert page.is_visible("#preview")
+                assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+                assert not failed, failed
+                # no script errors; with a token, the browser logs the 401 by which the page learns it needs one
+                assert not page.page_errors, page.page_errors
+                assert all("401" in e for e in page.console_errors) and (token or not page.console_errors), \
+                    page.console_errors

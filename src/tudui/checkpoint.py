@@ -6,6 +6,7 @@ first, so a file written on a GPU machine opens anywhere without `map_location`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -26,6 +27,26 @@ def _tmp_name(path: str) -> str:
     return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+@contextlib.contextmanager
+def _replacing(path: str):
+    """Yield a new temporary file (binary, mode 0o666 less the umask) beside `path`; when the block ends well it
+    is flushed, fsynced and renamed over `path`, and on any failure it is removed, leaving `path` untouched."""
+    tmp = _tmp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def atomic_torch_save(obj, path: str) -> None:
     """Write to a temporary file in the same folder, flush and fsync, then rename over `path`:
     a crash at any moment leaves either the old file or the new one, never a torn one. The temporary file
@@ -34,35 +55,23 @@ def atomic_torch_save(obj, path: str) -> None:
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    tmp = _tmp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            try:
-                torch.save(obj, fh)
-            except RuntimeError as e:  # torch's zip writer turns a failed write (ENOSPC) into a RuntimeError
-                cause = _os_error_in(e)
-                if cause is None:
-                    raise
-                raise cause from None
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        remove_stale_temps(path)
-        try:  # make the rename itself durable
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except BaseException:
+    with _replacing(path) as fh:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            torch.save(obj, fh)
+        except RuntimeError as e:  # torch's zip writer turns a failed write (ENOSPC) into a RuntimeError
+            cause = _os_error_in(e)
+            if cause is None:
+                raise
+            raise cause from None
+    remove_stale_temps(path)
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def _os_error_in(e: BaseException):
@@ -78,20 +87,8 @@ def _os_error_in(e: BaseException):
 
 def atomic_copy(src: str, dst: str) -> None:
     """Copy a file the way atomic_torch_save writes one (temporary file, fsync, rename)."""
-    dst = os.path.abspath(dst)
-    tmp = _tmp_name(dst)
-    try:
-        with open(src, "rb") as fi, open(tmp, "xb") as fo:
-            shutil.copyfileobj(fi, fo, 1 << 20)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with open(src, "rb") as fi, _replacing(os.path.abspath(dst)) as fo:
+        shutil.copyfileobj(fi, fo, 1 << 20)
 
 
 def remove_stale_temps(path: str) -> int:

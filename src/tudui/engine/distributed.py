@@ -80,10 +80,17 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Destroy the process group made here. wait: first meet every rank (rank 0 may still be writing its
+        end-of-run summary; a rank that tears gloo down while a peer still uses it can abort at exit)."""
         if self.owned:
             import torch.distributed as dist
             if dist.is_initialized():
+                if wait:
+                    try:
+                        dist.barrier()
+                    except Exception:  # a peer already gone: nothing left to wait for
+                        pass
                 dist.destroy_process_group()
             self.owned = False
 
