@@ -319,7 +319,7 @@ def test_browser_opens_the_report_offline(colours, tmp_path):
         # sorting the per-class table by clicking a header
         first = lambda: page.locator("#per-class-table tbody tr td").first.inner_text()
         page.click("#per-class-table th:nth-child(5)")
-        page.click("#per-class-table th:nth-child(5)")  # descending support: the class with the planted extra
+        page.click("#per-class-table th:nth-child(5)")  # a second click: descending support
         assert page.get_attribute("#per-class-table th:nth-child(5)", "aria-sort") == "descending"
         assert first() in CLASSES
         page.click("#per-class-table th:nth-child(1)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 
 import pytest
 
@@ -338,8 +337,7 @@ def test_batcher_isolates_a_failing_request():
     out = run_jobs(MicroBatcher(fake_predict(calls), max_batch=16, wait_ms=50),
                    [(["a"], 1), (["bad"], 1), (["c", "d"], 1)])
     assert out[0][0][0]["label"] == "a" and isinstance(out[1], ValueError) and out[2][1][0]["label"] == "d"
-    assert calls[0] == 4  # tried together first, then one by one
-    assert threading.active_count() < 50
+    assert calls == [4, 1, 1, 2]  # tried together first, then each request alone
 
 
 def test_model_failure_is_a_400_not_a_500(model):
@@ -413,3 +411,23 @@ def test_serves_an_exported_onnx_file_like_its_checkpoint(client, digits_run, tm
         assert c.get("/classes").json()["classes"] == onnx_model.classes
     want = client.post("/predict?topk=3", files=files_of(("seven.png", data))).json()
     assert same_answer(got, want, tol=1e-4)
+
+
+def test_cli_serve_on_a_busy_port_is_one_line_and_exit_2(digits_run, capsys):
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert cli_main(["serve", digits_run.best_path, "--port", str(port), "--threads", "1",
+                         "--log-level", "critical"]) == 2
+    err = capsys.readouterr().err
+    assert f"tudui serve: error: the server could not start on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+@pytest.mark.timeout(120)  # the bug this guards against was a hang
+def test_batcher_serves_again_after_its_app_restarts(model):
+    """A second lifespan (a second test client, a reloaded app) gets a fresh model thread."""
+    app = create_app(model)
+    data = encode(digit_image(3)[0], "PNG")
+    for _ in range(2):
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.post("/predict", files=files_of(("three.png", data)), timeout=30).status_code == 200

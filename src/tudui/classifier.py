@@ -20,7 +20,6 @@ class Classifier(Predictor):
     preprocess: dict
     meta: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
-    kind: str = "torch"
 
 
 def rebuild_model(spec: dict, model: Optional[nn.Module] = None) -> nn.Module:

@@ -56,6 +56,7 @@ def env_info() -> dict:
     import torchvision
 
     from .engine.distributed import backends
+    from .threads import describe as describe_wait_policy
 
     cuda = torch.cuda.is_available()
     return {
@@ -68,7 +69,7 @@ def env_info() -> dict:
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "mps_available": _mps_available(),
         "cpu_threads": torch.get_num_threads(),
-        "omp_wait_policy": __import__("tudui.threads", fromlist=["describe"]).describe(),
+        "omp_wait_policy": describe_wait_policy(),
         "auto_device": str(resolve_device("auto")),
         "distributed_backends": [k for k, ok in backends().items() if ok],
     }

@@ -15,3 +15,10 @@ class ConfigError(TuduiError):
 
 class CheckpointError(TuduiError):
     pass
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's first non-empty line (its type's name when it has no message), at most `limit` characters:
+    what a one-line error quotes of a library's exception."""
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:limit]

@@ -34,7 +34,8 @@ def run(args):
     if args.out:
         from ..predict import predict_to_file
         r = predict_to_file(args.checkpoint, args.paths, args.out, topk=args.topk, batch_size=args.batch_size,
-                            workers=args.workers, device=args.device, progress=args.progress)
+                            workers=args.workers, device=args.device, progress=args.progress,
+                            verify=args.verify, unsafe_load=args.unsafe_load)
         rate = r["images"] / r["seconds"] if r["seconds"] > 0 else 0.0
         note = f"; {r['failed']} could not be read (see the error column)" if r["failed"] else ""
         print(f"wrote {r['images']} rows to {r['out']} in {r['seconds']:.1f} s ({rate:.0f} images/s){note}",

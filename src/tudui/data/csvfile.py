@@ -82,8 +82,13 @@ def read_rows(csv_path: str) -> list:
 def check_inside(csv_path: str, rows: list) -> None:
     """DataError when a listed path is absolute or resolves (`..`, symlinks) outside the CSV's folder."""
     base = os.path.realpath(os.path.dirname(os.path.abspath(csv_path)))
-    outside = [(n, p) for n, p, _, _ in rows
-               if os.path.commonpath([base, os.path.realpath(p)]) != base]
+
+    def inside(p) -> bool:
+        try:
+            return os.path.commonpath([base, os.path.realpath(p)]) == base
+        except ValueError:  # Windows: another drive
+            return False
+    outside = [(n, p) for n, p, _, _ in rows if not inside(p)]
     if outside:
         n, p = outside[0]
         raise DataError(f"{csv_path} line {n}: {p} is outside the CSV's folder {base} ({len(outside)} such rows); "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import warnings
 
 import numpy as np
 import torch
@@ -23,10 +22,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".
 def is_image_file(path: str) -> bool:
     name = os.path.basename(path)
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-# open_image refuses big images itself (below), so Pillow's warning for 1-2x its limit would only repeat that
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class UnreadableImage(DataError):
@@ -91,10 +86,14 @@ def open_image(path) -> Image.Image:
         raise UnreadableImage(name, _why(e, name)) from None
 
 
+def failure_reason(e: BaseException) -> str:
+    """Why an image could not be read, in one short line (the file is named elsewhere)."""
+    return e.reason if isinstance(e, UnreadableImage) else _why(e)
+
+
 def describe_failure(what: str, e: BaseException) -> str:
     """'<what>: <reason>' for the lists of unreadable files."""
-    reason = e.reason if isinstance(e, UnreadableImage) else _why(e)
-    return f"{what}: {reason}"
+    return f"{what}: {failure_reason(e)}"
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
 from .augment import BatchAugment, batch_seed
-from .images import describe_failure
+from .images import failure_reason
 from .preprocess import build_transforms, normalize_batch, stats_tensors
 from .splits import ArraySplit, FileSplit, Split
 
@@ -92,7 +92,7 @@ class _DecodeDataset(Dataset):
         try:
             return i, self.split.decode(i, self.channels, self.size)
         except Exception as e:  # any failure is that sample's: reported with its reason, never fatal
-            return i, describe_failure("", e)[2:]
+            return i, failure_reason(e)
 
 
 class BatchLoader:

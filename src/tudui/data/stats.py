@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import describe_failure, open_image, to_mode
+from .images import failure_reason, open_image, to_mode
 from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -98,7 +98,7 @@ def _one(split: Split, i: int, channels: int):
                 return _pil_stats(img)
         return _tensor_stats(split.decode(i, channels, None))
     except Exception as e:  # any failure is that file's: reported with its reason, never fatal
-        return describe_failure("", e)[2:]
+        return failure_reason(e)
 
 
 def _array_pass(split: ArraySplit, acc: _Acc) -> None:

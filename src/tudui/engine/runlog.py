@@ -114,7 +114,6 @@ class RunLog:
     def start(self, epochs: int, resumed: bool = False) -> None:
         """Record that the run is going: the command line, when, the planned epochs. A resumed run keeps its
         first command and start time and adds this one."""
-        path = os.path.join(self.run_dir, "run.json")
         old = read_status(self.run_dir) if resumed else {}
         argv = command_line()
         self.status = {"status": "running", "pid": os.getpid(), "started": old.get("started", time.time()),
@@ -123,7 +122,7 @@ class RunLog:
         if resumed:
             self.status["resumed"] = old.get("resumed", []) + [{"at": time.time(), "command": list(argv)}]
         self._t0 = time.time()
-        _write_json_atomic(path, self.status)
+        self.write_json("run.json", self.status)
 
     def end(self, trainer, error: Optional[BaseException] = None) -> None:
         """Record how the run ended: finished, stopped_early, interrupted (a stop signal) or failed."""
@@ -142,7 +141,7 @@ class RunLog:
         if error is not None and state == "failed":
             st["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         st.pop("pid", None)
-        _write_json_atomic(os.path.join(self.run_dir, "run.json"), st)
+        self.write_json("run.json", st)
 
     def summarize(self, trainer) -> None:
         """End-of-training TensorBoard pages: confusion matrix and mistakes as images, hparams with the final
@@ -178,13 +177,6 @@ class NullLog:
 
     def __getattr__(self, name):
         return lambda *a, **k: None
-
-
-def _write_json_atomic(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def read_status(run_dir: str) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, first_line  # noqa: F401 (first_line: for trainer, runtime)
 from .optim import lr_factor
 
 
@@ -121,6 +121,3 @@ def restore_rank_state(t, ck: dict, rank_seed: int) -> None:
         seed_everything(t.cfg.seed + rank_seed * d.rank + t.step)
 
 
-def first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:200]

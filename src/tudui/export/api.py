@@ -76,8 +76,6 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
             meta["opset"] = opset
             try:
                 proto = to_onnx_proto(net, example, opset)
-            except ExportError:
-                raise
             except Exception as e:  # noqa: BLE001 - any exporter failure: say which layer and why
                 raise _explain(net, example, e, lambda m, x: to_onnx_proto(m, x, opset), "ONNX") from None
             write_onnx(proto, tmp, meta)

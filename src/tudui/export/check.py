@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import first_line
 from .common import ExportError
 
 BATCH_SIZES = (1, 2, 7)
@@ -12,12 +13,11 @@ BATCH_SIZES = (1, 2, 7)
 def sample_inputs(pre: dict, n: int = 64, seed: int = 0) -> torch.Tensor:
     """n random images (uniform 0-255 pixels) normalized with the model's mean/std: inputs in the range the
     model sees in use."""
+    from ..data.preprocess import normalize_batch, stats_tensors
     g = torch.Generator().manual_seed(seed)
     c, (h, w) = int(pre["channels"]), pre["size"]
-    x = torch.randint(0, 256, (n, c, int(h), int(w)), generator=g, dtype=torch.uint8).float() / 255.0
-    mean = torch.tensor(pre["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(pre["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - mean) / std
+    x = torch.randint(0, 256, (n, c, int(h), int(w)), generator=g, dtype=torch.uint8)
+    return normalize_batch(x, *stats_tensors(pre, "cpu"))
 
 
 def compare(reference, candidate, inputs: torch.Tensor, rtol: float, atol: float, what: str,
@@ -34,16 +34,16 @@ def compare(reference, candidate, inputs: torch.Tensor, rtol: float, atol: float
                 with torch.no_grad():
                     ref = reference(x).float()
             except Exception as e:  # noqa: BLE001 - the model's own code cannot take this batch size
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ExportError(f"the PyTorch model itself fails at batch size {len(x)} ({msg[:200]}); an exported "
+                msg = first_line(e)
+                raise ExportError(f"the PyTorch model itself fails at batch size {len(x)} ({msg}); an exported "
                                   "model has a dynamic batch axis: replace code that fixes the batch size (e.g. "
                                   "x.view(2, -1)) with x.flatten(1) or x.view(x.size(0), -1); no file kept") from None
             try:
                 with torch.no_grad():
                     got = candidate(x).float()
             except Exception as e:  # the runtime refusing a batch size is a failed check, not a crash
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ExportError(f"the exported {what} fails at batch size {len(x)} ({msg[:200]}); a model whose "
+                msg = first_line(e)
+                raise ExportError(f"the exported {what} fails at batch size {len(x)} ({msg}); a model whose "
                                   "code fixes the batch size (e.g. x.view(2, -1)) cannot take other batch sizes: "
                                   "use x.flatten(1) or x.view(x.size(0), -1); no file kept") from None
             if got.shape != ref.shape:

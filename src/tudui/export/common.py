@@ -9,8 +9,7 @@ import re
 import torch
 
 from ..errors import TuduiError
-
-FORMAT = "tudui-export"
+from ..infer.onnx_model import META_FORMAT as FORMAT  # the reader's name for the format: one definition
 FORMAT_VERSION = 1
 # metadata keys whose (string) values are JSON; the others are plain strings
 JSON_KEYS = ("format_version", "classes", "num_classes", "input_size", "channels", "mean", "std", "preprocess",

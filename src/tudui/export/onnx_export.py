@@ -17,6 +17,7 @@ import warnings
 
 import torch
 
+from ..errors import first_line
 from ..infer.onnx_model import require
 from .common import ExportError, as_strings
 
@@ -84,7 +85,7 @@ def check_onnx(path: str, net: torch.nn.Module, inputs: torch.Tensor) -> dict:
     try:
         onnx.checker.check_model(path, full_check=True)
     except Exception as e:
-        raise ExportError(f"the exported ONNX file fails onnx.checker: {str(e).strip().splitlines()[0][:250]}; "
+        raise ExportError(f"the exported ONNX file fails onnx.checker: {first_line(e, 250)}; "
                           "no file kept") from None
     from ..infer.onnx_model import OnnxModule, open_session
     runner = OnnxModule(open_session(path, "cpu"))

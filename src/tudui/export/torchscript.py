@@ -9,10 +9,9 @@ import warnings
 
 import torch
 
+from ..infer.open import TORCHSCRIPT_META as META_FILE  # the reader's name for the extra file: one definition
 from .common import ExportError
 from .onnx_export import quiet
-
-META_FILE = "tudui.json"
 
 
 def _library_file(filename: str) -> bool:

@@ -8,7 +8,7 @@ import os
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, TuduiError
+from ..errors import CheckpointError, TuduiError, first_line
 from .predictor import Predictor
 
 META_FORMAT = "tudui-export"
@@ -48,8 +48,7 @@ def open_session(path: str, device: str = "cpu", threads: int | None = None):
     try:
         return ort.InferenceSession(path, sess_options=session_options(threads), providers=providers_for(device))
     except Exception as e:  # onnxruntime raises its own exception types for an unreadable or invalid file
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path} is not a model onnxruntime can load ({msg[:200]})") from None
+        raise CheckpointError(f"{path} is not a model onnxruntime can load ({first_line(e)})") from None
 
 
 def decode_metadata(props: dict) -> dict:

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
-from ..data.images import describe_failure, is_image_file, open_image
+from ..data.images import failure_reason, is_image_file, open_image
 from ..errors import ConfigError, DataError
 from .open import open_predictor
 
@@ -95,7 +95,7 @@ def iter_predictions(model, paths, topk: int = 5, batch_size: int = 64, workers:
             except Exception as e:  # noqa: BLE001 - any decode failure is one file's problem
                 if on_error == "raise":
                     raise
-                batch.append((path, None, describe_failure("", e)[2:]))  # the reason; the row names the file
+                batch.append((path, None, failure_reason(e)))  # the reason; the row names the file
             if n_good >= batch_size:
                 yield from flush(batch)
                 batch, n_good = [], 0
@@ -139,8 +139,12 @@ class RowWriter:
         self.fmt = output_format(self.path)
         self.topk = topk
         folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        self.fh = open(self.path, "wb", buffering=0)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self.fh = open(self.path, "wb", buffering=0)
+        except OSError as e:
+            raise ConfigError(f"--out {self.path}: cannot write there ({e.strerror or e}); choose another file") \
+                from None
         if self.fmt == "csv":
             self._write([csv_header(topk)])
 
@@ -171,13 +175,15 @@ def count_files(paths) -> int:
 
 
 def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64, workers: Optional[int] = None,
-                    device: str = "cpu", progress: bool = True) -> dict:
+                    device: str = "cpu", progress: bool = True, *, verify: bool = True,
+                    unsafe_load: bool = False) -> dict:
     """Stream predictions for every image under `paths` into `out` (.csv or .jsonl), rows written as they are
-    computed. Files that cannot be read become rows with an error. -> {'out', 'images', 'failed', 'seconds'}."""
+    computed. Files that cannot be read become rows with an error. -> {'out', 'images', 'failed', 'seconds'}.
+    verify / unsafe_load: see checkpoint.load."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     output_format(out)
-    predictor = open_predictor(model, device=device)
-    check_paths(paths)
+    check_paths(paths)  # a mistyped folder fails before the model loads
+    predictor = open_predictor(model, device=device, verify=verify, unsafe_load=unsafe_load)
     k = max(1, min(int(topk), len(predictor.classes)))
     bar = None
     if progress:

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..errors import ConfigError, TuduiError
+from ..errors import ConfigError, TuduiError, first_line
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -69,7 +69,7 @@ def fetch(url: str, what: str) -> str:
             torch.hub.download_url_to_file(url, path, hash_prefix=m.group(1) if m else None, progress=True)
             return path
         except Exception as e:  # network, disk or hash errors: all end the same way for the user
-            why = _first_line(e)
+            why = first_line(e)
         finally:
             socket.setdefaulttimeout(old)
     raise TuduiError(f"cannot download {what} from {host} ({why}); on a machine with internet download {url} "
@@ -89,7 +89,7 @@ def read_state_dict(path: str) -> dict:
         try:
             sd = load_file(path, device="cpu")
         except Exception as e:
-            raise ConfigError(f"--weights {path} is not a readable safetensors file ({_first_line(e)})") from None
+            raise ConfigError(f"--weights {path} is not a readable safetensors file ({first_line(e)})") from None
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -97,7 +97,7 @@ def read_state_dict(path: str) -> dict:
             if "weights_only" in str(e) or "Unsupported global" in str(e):
                 raise ConfigError(f"--weights {path} holds pickled objects (a whole saved model?); save "
                                   "model.state_dict() instead, or convert it with `tudui import`") from None
-            raise ConfigError(f"--weights {path} is not a readable weights file ({_first_line(e)})") from None
+            raise ConfigError(f"--weights {path} is not a readable weights file ({first_line(e)})") from None
         sd = _unwrap(obj, path)
     sd = {_DENSENET_OLD.sub(r"\1\2", k): v for k, v in clean_state_dict(sd).items()}
     return sd
@@ -156,8 +156,3 @@ def load_weights_file(model: nn.Module, path: str, name: str = "the model") -> N
     sd = read_state_dict(path)
     dropped = load_backbone(model, sd, path, name)
     report(path, len(sd) - len(dropped), dropped, getattr(model, "tudui_head", ()))
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:200]

@@ -4,6 +4,7 @@ only prints a notice: it never costs a finished training run."""
 from __future__ import annotations
 
 from ..engine.runlog import say
+from ..errors import first_line
 
 
 def hparams(cfg_dict: dict) -> dict:
@@ -23,7 +24,7 @@ def write_summary(tb, trainer, top: int = 16) -> None:
     try:
         _images(tb, trainer, top)
     except Exception as e:  # noqa: BLE001 - a picture must not fail the run
-        say(f"notice: no end-of-training images in TensorBoard ({_first(e)})")
+        say(f"notice: no end-of-training images in TensorBoard ({first_line(e)})")
     try:
         hist = [r for r in trainer.history if r.get("val_acc") is not None]
         metrics = {"hparam/best_val_acc": max((r["val_acc"] for r in hist), default=0.0),
@@ -32,7 +33,7 @@ def write_summary(tb, trainer, top: int = 16) -> None:
                    "hparam/epochs_done": float(trainer.epoch)}
         tb.add_hparams(hparams(trainer.cfg.to_dict()), metrics, run_name=".")
     except Exception as e:  # noqa: BLE001
-        say(f"notice: no hparams in TensorBoard ({_first(e)})")
+        say(f"notice: no hparams in TensorBoard ({first_line(e)})")
     try:
         x, _ = next(iter(trainer.data.val.iterate(0)))
         model = trainer.model
@@ -44,7 +45,7 @@ def write_summary(tb, trainer, top: int = 16) -> None:
             tb.add_graph(model, x[:1])
         model.train(was)
     except Exception as e:  # noqa: BLE001 - models that do not trace still train
-        say(f"notice: no model graph in TensorBoard ({_first(e)})")
+        say(f"notice: no model graph in TensorBoard ({first_line(e)})")
     tb.flush()
 
 
@@ -71,8 +72,3 @@ def _images(tb, trainer, top: int) -> None:
         fig = grids.prediction_grid(images, caps, cams, title="most confident mistakes (true → predicted)")
         tb.add_image("report/mistakes", grids.to_array(fig), step, dataformats="HWC")
     model.train(was)
-
-
-def _first(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return (lines[0] if lines else type(e).__name__)[:200]

@@ -7,6 +7,7 @@ normalized float batch (B, C, H, W) to logits (B, K): a torch module, or e.g. an
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -47,11 +48,11 @@ class Collected:
     skipped: list = field(default_factory=list)
     source: object = None  # the DataSource, when known (for the dataset summary)
 
-    @property
+    @cached_property  # every section reads these: softmax and argmax over the split once
     def probs(self) -> torch.Tensor:
         return self.logits.softmax(1)
 
-    @property
+    @cached_property
     def preds(self) -> torch.Tensor:
         return self.logits.argmax(1)
 

@@ -11,7 +11,6 @@ Needs the `serve` extra: pip install 'tudui[serve]' (FastAPI, uvicorn, python-mu
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 
@@ -33,6 +32,7 @@ def require_serve_extra() -> None:
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
+    import ipaddress
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -81,3 +81,8 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None
         uvicorn.run(app, host=host, port=int(port), log_level=log_level)
     except OSError as e:
         raise TuduiError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
+    except SystemExit as e:  # uvicorn logs why it could not start (a busy port, an unknown host) and exits with 3
+        if e.code in (0, None):
+            raise
+        raise TuduiError(f"the server could not start on {host}:{port} (uvicorn's message above); "
+                         "choose another --host or --port") from None

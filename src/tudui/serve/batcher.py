@@ -54,7 +54,7 @@ class MicroBatcher:
         self.max_batch = int(max_batch)
         self.wait = float(wait_ms) / 1000.0
         self.stats = BatchStats()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tudui-model")
+        self._executor = None  # one model thread, made on first use (again after close())
         self._loop = None
         self._queue = None
         self._task = None
@@ -73,6 +73,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new event loop (test clients make one per session)
             self._loop = loop
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tudui-model")
             self._queue = asyncio.Queue()
             self._task = loop.create_task(self._worker(self._queue))
 
@@ -93,7 +95,9 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
         self._task = self._loop = self._queue = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def _collect(self, queue, first: _Job, held: list) -> list:
         """The first job plus what arrives within the wait window, up to max_batch images. A job that would
