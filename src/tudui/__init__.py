@@ -13,7 +13,7 @@ from .threads import apply_default_policy as _threads  # noqa: E402  (before any
 _threads()
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
-from .api import evaluate, train  # noqa: E402
+from .api import audit, evaluate, train  # noqa: E402
 from .classifier import Classifier, load  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import env_info, resolve_device  # noqa: E402
@@ -25,6 +25,6 @@ from .predict import predict  # noqa: E402
 from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
-__all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
+__all__ = ["train", "evaluate", "audit", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
            "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
            "__version__"]

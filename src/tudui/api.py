@@ -5,6 +5,7 @@ from typing import Optional
 
 from torch import nn
 
+from .audit import audit  # noqa: F401  (tudui.audit(data, ...): the products layer's function, exposed here)
 from .config import TrainConfig, from_checkpoint_dict, resolve
 from .errors import DataError
 

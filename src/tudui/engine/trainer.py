@@ -58,6 +58,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, model: Optional[nn.Module] = None, data=None, classes=None,
                  val_data=None, progress: bool = True, resume: Union[str, dict, None] = None):
         from ..data import load_source
+        from ..data.decisions import apply_config
         from ..data.pipeline import prepare
         from .. import models
 
@@ -74,6 +75,8 @@ class Trainer:
 
         source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
                              allow_outside=cfg.allow_outside, seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
+        # --exclude / --relabel / --decisions: drop or relabel single images, recorded in decisions.json
+        source, self.decisions = apply_config(source, cfg, data if data is not None else cfg.data)
         if data is not None and not isinstance(data, (str, os.PathLike)):
             cfg.data = ""  # a Python Dataset: nothing a later `tudui eval` could reload by name
         if model is None:
@@ -344,6 +347,8 @@ class Trainer:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
             log.write_json("split.json", self.data.source.holdout)
+        if self.decisions is not None:
+            log.write_json("decisions.json", self.decisions)
         for note in self.data.source.notes:
             say(note)
         say(f"data: {len(self.data.train.targets)} train / {len(self.data.val.targets)} val images, "
