@@ -70,7 +70,7 @@ def robust_z(x: np.ndarray) -> np.ndarray:
 def outlier_scores(features, labels: np.ndarray, k: int) -> tuple:
     """-> (robust z of the mean distance to the k nearest images of the whole pool, robust z (within each class)
     of the mean distance to the k nearest images of the same class), both (N,); and the whole-pool neighbours
-    (distances, indices) for reuse. Distances are compared on a log scale (they are skewed)."""
+    (distances, indices) for reuse."""
     dist, idx = dups.neighbours(features, k)
     z_all = robust_z(np.log(dist.mean(1) + 1e-6))
     z_class = np.zeros(len(labels))

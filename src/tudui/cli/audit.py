@@ -34,8 +34,8 @@ def add_parser(sub, name):
                    help="perceptual hashes at most N of 64 bits apart are near duplicates (default: 8)")
     p.add_argument("--feature-sim", type=float, default=0.97, metavar="S",
                    help="feature cosine similarity from which images are near duplicates (default: 0.97)")
-    p.add_argument("--outlier-z", type=float, default=4.0, metavar="Z",
-                   help="robust z-score of the neighbour distance from which an image is an outlier (default: 4)")
+    p.add_argument("--outlier-z", type=float, default=3.5, metavar="Z",
+                   help="robust z-score of the neighbour distance from which an image is an outlier (default: 3.5)")
     p.add_argument("--top", type=int, default=60, metavar="N", help="cards per issue on the page (default: 60)")
     p.add_argument("--json", action="store_true", help="print the rows and summary as JSON on stdout")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="print no progress lines")
