@@ -33,6 +33,9 @@ class AuditResult:
     out: Optional[str]  # the audit folder
     summary: dict = field(default_factory=dict)
     html: Optional[str] = None
+    # per pool row (every readable image): "ids", "split", "labels", "probs" (out-of-sample, NaN where none),
+    # "label_quality" (NaN where not audited); for benchmarks and notebooks, not written to disk
+    details: dict = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict:
         return {k: sum(r["issue"] == k for r in self.rows) for k in findings.ISSUES}
@@ -178,7 +181,12 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
                 image_size=list(size), channels=channels, decisions_applied=applied,
                 seconds=round(time.perf_counter() - t_start, 3), data=str(data if isinstance(data, (str, os.PathLike))
                                                                        else type(data).__name__))
-    result = AuditResult(rows=rows, out=out, summary=info)
+    quality_all = np.full(n, np.nan)
+    for src in sorted(set(sources) - {""}):
+        sel = np.flatnonzero(sources == src)
+        quality_all[sel] = cl.quality(probs_all[sel], pool.labels[sel], ranking)
+    result = AuditResult(rows=rows, out=out, summary=info, details={
+        "ids": pool.ids, "split": pool.split, "labels": pool.labels, "probs": probs_all, "label_quality": quality_all})
     if out is not None:
         result.html = write_audit(result, pool, logits, top=top)
     return result
