@@ -51,9 +51,10 @@ def phashes(images: torch.Tensor, flip: bool = False) -> tuple:
     return h, hf
 
 
-def hamming_pairs(h: np.ndarray, max_bits: int, hf=None) -> dict:
+def hamming_pairs(h: np.ndarray, max_bits: int, hf=None, per_row: int = 10) -> dict:
     """{(i, j): bits} for i < j with Hamming distance <= max_bits between h[i] and h[j] (or h[i] and the mirror
-    hf[j]). Each block of rows is compared with the rows after it: about BLOCK_BYTES of scratch memory."""
+    hf[j]), at most the `per_row` closest for each i (thousands of alike "1"s must not make millions of pairs).
+    Each block of rows is compared with the rows after it: about BLOCK_BYTES of scratch memory."""
     n = len(h)
     block = max(1, BLOCK_BYTES // (8 * max(1, n)))
     out: dict = {}
@@ -61,14 +62,17 @@ def hamming_pairs(h: np.ndarray, max_bits: int, hf=None) -> dict:
         rows_h = h[start:start + block]
         for other in (h, hf) if hf is not None else (h,):
             d = np.bitwise_count(rows_h[:, None] ^ other[None, start:])
-            rows, cols = np.nonzero(d <= max_bits)
-            for r, c in zip(rows.tolist(), cols.tolist()):
+            d[np.arange(len(rows_h)), np.arange(len(rows_h))] = 255  # an image and its own mirror
+            if d.shape[1] > per_row:
+                cols = np.argpartition(d, per_row, axis=1)[:, :per_row]
+            else:
+                cols = np.broadcast_to(np.arange(d.shape[1]), d.shape)
+            near = np.take_along_axis(d, cols, 1)
+            rows, k = np.nonzero(near <= max_bits)
+            for r, c, bits in zip(rows.tolist(), cols[rows, k].tolist(), near[rows, k].tolist()):
                 i, j = start + r, start + c
-                if j <= i:
-                    continue
-                bits = int(d[r, c])
-                if bits < out.get((i, j), 65):
-                    out[(i, j)] = bits
+                if j > i and bits < out.get((i, j), 65):
+                    out[(i, j)] = int(bits)
     return out
 
 
@@ -130,7 +134,11 @@ def pixel_similarity(images: torch.Tensor, pairs, flip: bool = False, side: int 
         xf = x.view(-1, side, side).flip(-1).reshape(len(rows), -1)
     a = torch.as_tensor([where[i] for i, _ in pairs])
     b = torch.as_tensor([where[j] for _, j in pairs])
-    corr = (x[a] * x[b]).sum(1)
-    if xf is not None:
-        corr = torch.maximum(corr, (x[a] * xf[b]).sum(1))
+    corr = torch.empty(len(pairs))
+    for s in range(0, len(pairs), 8192):  # bounded memory however many candidates
+        aa, bb = a[s:s + 8192], b[s:s + 8192]
+        c = (x[aa] * x[bb]).sum(1)
+        if xf is not None:
+            c = torch.maximum(c, (x[aa] * xf[bb]).sum(1))
+        corr[s:s + 8192] = c
     return {p: float(c) for p, c in zip(pairs, corr.tolist())}
