@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import tudui  # noqa: E402
-from audit_label_noise import machine  # noqa: E402
+from _report import emit, machine  # noqa: E402
 
 NEAR = ("jpeg50", "resize", "crop5", "hflip")
 
@@ -128,11 +128,7 @@ def main(argv=None) -> int:
         res = tudui.audit(root, out=None, run=run.run_dir, folds=0, near=near, device="cpu", progress=False)
         results["methods"][near] = {"seconds": round(time.perf_counter() - t1, 1), **measure(res, truth)}
         print(near, json.dumps(results["methods"][near]), file=sys.stderr, flush=True)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if a.save:
-        with open(a.save, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    emit(results, a.save)
     return 0
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -21,8 +19,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.dirname(__file__))
 
 import tudui  # noqa: E402
+from _report import emit, machine  # noqa: E402
 from tudui.audit.oos import final_model, fit_quietly, forward, sub_source  # noqa: E402
 from tudui.audit.pool import build_pool  # noqa: E402
 from tudui.config import resolve  # noqa: E402
@@ -32,15 +32,6 @@ from tudui.data.splits import ArraySplit  # noqa: E402
 # confusable partners (a label is flipped to its partner): digit pairs people confuse; CIFAR-10's animal/vehicle pairs
 PAIRS = {"digits": {0: 6, 1: 7, 2: 7, 3: 5, 4: 9, 5: 3, 6: 0, 7: 1, 8: 3, 9: 4},
          "cifar10": {0: 8, 1: 9, 2: 0, 3: 5, 4: 7, 5: 3, 6: 2, 7: 4, 8: 0, 9: 1}}
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
-    except OSError:
-        model = platform.processor()
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def subset(src, n: int, n_test: int, seed: int):
@@ -164,11 +155,7 @@ def main(argv=None) -> int:
                                     "dropped": int(flagged.sum()), "one_training_run_seconds": round(one_run, 1)})
             results["runs"].append(run)
             print(json.dumps(run), file=sys.stderr, flush=True)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if a.save:
-        with open(a.save, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    emit(results, a.save)
     return 0
 
 

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     if a.child:
         print(json.dumps(child(a.child, a.run, a.data_dir, os.path.join(a.work, f"audit-{a.child}"))))
         return 0
-    from audit_label_noise import machine
+    from _report import emit, machine
 
     import tudui
     run = a.run or tudui.train("mnist", data_dir=a.data_dir, epochs=1, device="cpu", progress=False,
@@ -59,11 +59,7 @@ def main(argv=None) -> int:
         row = json.loads(p.stdout.strip().splitlines()[-1])
         results["sizes"].append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if a.save:
-        with open(a.save, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    emit(results, a.save)
     return 0
 
 

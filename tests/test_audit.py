@@ -21,8 +21,8 @@ CLASSES = ("a", "b", "c")
 
 def _image(rng, cls: int) -> np.ndarray:
     """A smooth random field (no two alike) plus the class's bright region."""
-    field = np.asarray(Image.fromarray(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)).resize(
-        (SIDE, SIDE), Image.BICUBIC), dtype=np.float32) * 0.45
+    field = np.asarray(Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize(
+        (SIDE, SIDE), Image.BICUBIC), dtype=np.float32) * 0.6
     mark = np.zeros((SIDE, SIDE, 1), np.float32)
     if cls == 0:
         mark[:SIDE // 2] = 130

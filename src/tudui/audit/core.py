@@ -56,7 +56,7 @@ def _splits_arg(split, source) -> list:
 
 def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] = None, folds: int = 5,
           method: str = "prune_by_noise_rate", ranking: str = "self_confidence", near: str = "phash",
-          phash_bits: int = 8, feature_sim: float = 0.97, min_corr: float = 0.95, outlier_z: float = 3.5, neighbours: int = 10,
+          phash_bits: int = 16, feature_sim: float = 0.97, min_corr: float = 0.95, outlier_z: float = 3.5, neighbours: int = 10,
           top: int = 60, device: str = "auto", config: Optional[str] = None, progress: bool = True,
           verify: bool = True, unsafe_load: bool = False, **options) -> AuditResult:
     """Audit a dataset (any spec `tudui train` takes, or a map-style Dataset) and write OUT/ (audit.html,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 BLOCK_BYTES = 32 << 20  # scratch memory of one block of Hamming distances
+CHUNK = 8192  # pairs compared at a time
 
 
 def exact_groups(images: torch.Tensor) -> list:
@@ -114,31 +115,60 @@ def feature_pairs(dist: np.ndarray, idx: np.ndarray, min_sim: float) -> dict:
     return out
 
 
-def pixel_similarity(images: torch.Tensor, pairs, flip: bool = False, side: int = 32) -> dict:
-    """{(i, j): correlation} of the two images' grayscale pixels at side x side (the better of j as it is and
-    mirrored, with flip): the check that turns hash or feature candidates into near duplicates."""
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    x = x.flatten(1)
+    x = x - x.mean(1, keepdim=True)
+    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-6)
+
+
+def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == (side, side):
+        return x
+    return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _crops(side: int, most: int) -> list:
+    """(top, left, height, width) of every crop losing up to `most` pixels of each dimension (the same number in
+    both, as a crop of a share of the area does), each offset."""
+    return [(t, l, side - c, side - c) for c in range(1, most + 1) for t in range(c + 1) for l in range(c + 1)]
+
+
+def pixel_similarity(images: torch.Tensor, pairs, flip: bool = False, side: int = 32, align: float = 0.75,
+                     crop: int = 3) -> dict:
+    """{(i, j): correlation} of the two images' grayscale pixels at side x side: the better of j as it is and
+    mirrored (with flip); for pairs correlating at least `align`, also the best over crops of either image losing
+    up to `crop` pixels per side, scaled back (a slightly cropped copy lines up again). The check that turns hash
+    candidates into near duplicates; memory is bounded by chunks of pairs."""
     if not pairs:
         return {}
     pairs = list(pairs)
     rows = sorted({r for p in pairs for r in p})
     where = {r: k for k, r in enumerate(rows)}
-    x = torch.as_tensor(_to_gray(images[torch.as_tensor(rows)])).float()[:, None]
-    if tuple(x.shape[-2:]) != (side, side):
-        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
-                                            align_corners=False)
-    x = x.flatten(1)
-    x = x - x.mean(1, keepdim=True)
-    x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-6)
-    xf = None
-    if flip:
-        xf = x.view(-1, side, side).flip(-1).reshape(len(rows), -1)
-    a = torch.as_tensor([where[i] for i, _ in pairs])
-    b = torch.as_tensor([where[j] for _, j in pairs])
+    g = _resize(torch.as_tensor(_to_gray(images[torch.as_tensor(rows)])).float()[:, None], side)
+    a_all = torch.as_tensor([where[i] for i, _ in pairs])
+    b_all = torch.as_tensor([where[j] for _, j in pairs])
+    x = _unit(g)
     corr = torch.empty(len(pairs))
-    for s in range(0, len(pairs), 8192):  # bounded memory however many candidates
-        aa, bb = a[s:s + 8192], b[s:s + 8192]
-        c = (x[aa] * x[bb]).sum(1)
-        if xf is not None:
-            c = torch.maximum(c, (x[aa] * xf[bb]).sum(1))
-        corr[s:s + 8192] = c
+    for s in range(0, len(pairs), CHUNK):
+        a, b = a_all[s:s + CHUNK], b_all[s:s + CHUNK]
+        gb = g[b]
+        c = (x[a] * x[b]).sum(1)
+        if flip:
+            c = torch.maximum(c, (x[a] * _unit(gb.flip(-1))).sum(1))
+        close = torch.nonzero(c >= align).flatten()
+        if len(close):
+            c[close] = torch.maximum(c[close], _aligned(g[a[close]], g[b[close]], side, crop, flip))
+        corr[s:s + CHUNK] = c
     return {p: float(c) for p, c in zip(pairs, corr.tolist())}
+
+
+def _aligned(ga: torch.Tensor, gb: torch.Tensor, side: int, crop: int, flip: bool) -> torch.Tensor:
+    """Best correlation between crops (scaled back to side) of one image and the other, both ways round."""
+    best = torch.full((len(ga),), -1.0)
+    for first, second in ((ga, gb), (gb, ga)):
+        targets = [_unit(second)] + ([_unit(second.flip(-1))] if flip else [])
+        for t, l, h, w in _crops(side, crop):
+            v = _unit(_resize(first[..., t:t + h, l:l + w], side))
+            for u in targets:
+                best = torch.maximum(best, (v * u).sum(1))
+    return best

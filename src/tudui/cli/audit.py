@@ -30,8 +30,9 @@ def add_parser(sub, name):
     p.add_argument("--near", default="phash", choices=["phash", "features", "both", "none"],
                    help="how near duplicates are found: perceptual hash, model features, either, or not at all "
                         "(default: phash)")
-    p.add_argument("--phash-bits", type=int, default=8, metavar="N",
-                   help="perceptual hashes at most N of 64 bits apart are near duplicates (default: 8)")
+    p.add_argument("--phash-bits", type=int, default=16, metavar="N",
+                   help="perceptual hashes at most N of 64 bits apart are near-duplicate candidates, kept when their "
+                        "pixels correlate (default: 16)")
     p.add_argument("--feature-sim", type=float, default=0.97, metavar="S",
                    help="feature cosine similarity from which images are near duplicates (default: 0.97)")
     p.add_argument("--outlier-z", type=float, default=3.5, metavar="Z",
