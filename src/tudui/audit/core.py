@@ -10,12 +10,14 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .. import models
 from ..config import resolve
 from ..data import load_source
 from ..data.decisions import apply_config, dataset_root
 from ..data.pipeline import image_size
 from ..engine.runlog import say
 from ..errors import ConfigError, DataError
+from ..infer import open_predictor
 from . import dups, findings, labels as cl
 from .oos import cross_val, with_model
 from .pool import build_pool
@@ -85,7 +87,6 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
 
     predictor = None
     if run is not None:
-        from ..infer import open_predictor
         predictor = open_predictor(run, device=cfg.device, verify=verify, unsafe_load=unsafe_load)
         if list(predictor.classes) != list(source.classes):
             raise DataError(f"the run's classes {predictor.classes[:10]} differ from the data's {source.classes[:10]}")
@@ -94,7 +95,6 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
                               "(leave out --run)")
         channels, size = predictor.preprocess["channels"], tuple(predictor.preprocess["size"])
     else:
-        from .. import models
         channels, size = models.input_channels(cfg.model, source.channels), image_size(cfg, source)
     pool = build_pool(source, channels, size, root, cfg.cache_dir, cfg.workers)
     if len(pool) < 2:

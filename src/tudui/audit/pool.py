@@ -5,11 +5,13 @@ relative to the dataset, or SPLIT:INDEX). Unreadable files are not in the pool; 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..data.cache import cached_decode
 from ..data.decisions import sample_id
@@ -68,10 +70,6 @@ def header_sizes(split, kept: list) -> list:
     """(W, H) of each kept file from its header (cheap: no pixels decoded); None for samples without a file."""
     if not isinstance(split, FileSplit):
         return [None] * len(kept)
-    from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
-
     def size(i):
         try:
             with Image.open(split.paths[i]) as im:
