@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--save", default=None)
     a = ap.parse_args(argv)
     root = os.path.join(a.work, "data")
+    shutil.rmtree(os.path.join(a.work, "runs"), ignore_errors=True)  # the feature model is trained anew
     truth = build(a.cifar, root, a.train_per_class, a.test_per_class, a.seed)
     t0 = time.perf_counter()
     run = tudui.train(root, epochs=a.epochs, device="cpu", progress=False, out=os.path.join(a.work, "runs"),
