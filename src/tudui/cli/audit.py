@@ -33,6 +33,9 @@ def add_parser(sub, name):
     p.add_argument("--phash-bits", type=int, default=16, metavar="N",
                    help="perceptual hashes at most N of 64 bits apart are near-duplicate candidates, kept when their "
                         "pixels correlate (default: 16)")
+    p.add_argument("--min-corr", type=float, default=0.95, metavar="R",
+                   help="pixel correlation from which a candidate pair is a near copy (default: 0.95; small "
+                        "grayscale images such as digits correlate highly: raise it there)")
     p.add_argument("--feature-sim", type=float, default=0.97, metavar="S",
                    help="feature cosine similarity from which images are near duplicates (default: 0.97)")
     p.add_argument("--outlier-z", type=float, default=3.5, metavar="Z",
@@ -54,7 +57,7 @@ def run(args):
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
     result = audit(args.data, out=args.out, split=args.split, run=args.run, folds=args.folds, method=args.method,
-                   ranking=args.ranking, near=args.near, phash_bits=args.phash_bits, feature_sim=args.feature_sim,
+                   ranking=args.ranking, near=args.near, phash_bits=args.phash_bits, feature_sim=args.feature_sim, min_corr=args.min_corr,
                    outlier_z=args.outlier_z, top=args.top, device=args.device, config=args.config,
                    progress=args.progress, verify=args.verify, unsafe_load=args.unsafe_load, **options)
     if args.json:
