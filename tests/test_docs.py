@@ -92,13 +92,49 @@ def test_course_steps_are_one_click_from_the_nav(site):
                    if isinstance(item, dict) and "From the course to tudui" in item)
     pages = [list(e.values())[0] for e in section if isinstance(e, dict)]
     on_disk = sorted(str(p.relative_to(REPO / "docs")) for p in (REPO / "docs" / "course").glob("*.md")
-                     if p.name != "index.md")
+                     if p.name != "index.md" and not p.name.endswith(".zh.md"))
     assert sorted(pages) == on_disk
     titles = [list(e)[0] for e in section if isinstance(e, dict)]
     assert [int(t.split(".")[0]) for t in titles] == list(range(1, len(titles) + 1))
     index = (REPO / "docs" / "course" / "index.md").read_text(encoding="utf-8")
     linked = re.findall(r"\]\(([\w-]+\.md)\)", index)
     assert [f"course/{p}" for p in linked] == pages, "the course overview table and the nav disagree"
+
+
+def _switch(page: Path) -> dict:
+    """hreflang -> the page its language switch links to, resolved in the built site."""
+    html = page.read_text(encoding="utf-8")
+    links = dict((lang, href) for href, lang in re.findall(r'<a href="([^"]*)" hreflang="([^"]*)"', html))
+    return {lang: (page.parent / href / "index.html").resolve() for lang, href in links.items()}
+
+
+def test_chinese_edition(site):
+    """Every page of "From the course to tudui", the home page and Getting started have a Chinese edition
+    (docs/**/PAGE.zh.md) built under zh/, in the same place as the English page; each edition's language
+    switch links to the other; the other pages (the command reference included) are in the Chinese site too,
+    in English."""
+    english = ["index.md", "getting-started.md"] + sorted(
+        str(p.relative_to(REPO / "docs")) for p in (REPO / "docs" / "course").glob("*.md") if p.name.count(".") == 1)
+    for md in english:
+        assert (REPO / "docs" / md.replace(".md", ".zh.md")).is_file(), f"docs/{md} has no Chinese edition"
+        where = Path(md).with_suffix("")
+        where = where.parent if where.name == "index" else where            # the page's folder in the site
+        en, zh = site / where / "index.html", site / "zh" / where / "index.html"
+        assert zh.is_file(), f"the Chinese edition of docs/{md} was not built"
+        assert '<html lang="zh"' in zh.read_text(encoding="utf-8")
+        assert _switch(zh) == {"en": en.resolve(), "zh": zh.resolve()}, f"{zh}'s language switch"
+        assert _switch(en) == {"en": en.resolve(), "zh": zh.resolve()}, f"{en}'s language switch"
+    course = _text(site / "zh" / "course" / "index.html")
+    assert "从课程到 tudui" in course and "损失函数" in course          # the nav and the page are Chinese
+    train = site / "zh" / "reference" / "cli" / "train" / "index.html"
+    assert "--epochs" in _text(train) and _switch(train)["en"] == (site / "reference/cli/train/index.html").resolve()
+
+
+def test_readme_editions_link_each_other():
+    english = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    chinese = (REPO / "README.zh-CN.md").read_text(encoding="utf-8").splitlines()
+    assert any("(README.zh-CN.md)" in line for line in english[:4]), "README.md's top lacks its Chinese edition's link"
+    assert any("(README.md)" in line for line in chinese[:4]), "README.zh-CN.md's top lacks the English edition's link"
 
 
 def _documented_keys(section: str) -> set:
