@@ -104,8 +104,8 @@ def test_course_steps_are_one_click_from_the_nav(site):
 def _switch(page: Path) -> dict:
     """hreflang -> the page its language switch links to, resolved in the built site."""
     html = page.read_text(encoding="utf-8")
-    links = dict((lang, href) for href, lang in re.findall(r'<a href="([^"]*)" hreflang="([^"]*)"', html))
-    return {lang: (page.parent / href / "index.html").resolve() for lang, href in links.items()}
+    return {lang: (page.parent / href / "index.html").resolve()
+            for href, lang in re.findall(r'<a href="([^"]*)" hreflang="([^"]*)"', html)}
 
 
 def test_chinese_edition(site):

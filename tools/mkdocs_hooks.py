@@ -242,7 +242,7 @@ SPEED_LABELS = {  # result file -> label in the figure; the lr sweep (cifar_spee
 }
 
 
-def cifar_speed_figure(paths) -> bytes:
+def cifar_speed_figure(paths: tuple[str, ...]) -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -353,8 +353,9 @@ _FIGURES: dict = {}
 
 
 def _figure(draw, paths) -> bytes:
-    """A figure drawn once per `mkdocs build`, though each language's build asks for it."""
-    key = (draw.__name__, paths, tuple(os.path.getmtime(p) for p in ([paths] if isinstance(paths, str) else paths)))
+    """A figure drawn once per `mkdocs build` (or `mkdocs serve` rebuild, which loads the hooks afresh), though
+    each language's build asks for it."""
+    key = (draw.__name__, paths)
     if key not in _FIGURES:
         _FIGURES[key] = draw(paths)
     return _FIGURES[key]
