@@ -130,6 +130,32 @@ def test_chinese_edition(site):
     assert "--epochs" in _text(train) and _switch(train)["en"] == (site / "reference/cli/train/index.html").resolve()
 
 
+def _nav_titles(items) -> set:
+    titles = set()
+    for item in items:
+        if isinstance(item, dict):
+            for title, value in item.items():
+                titles.add(title)
+                if isinstance(value, list):
+                    titles |= _nav_titles(value)
+    return titles
+
+
+def test_nav_translations_name_real_titles():
+    """Each translated nav title is one the nav has (a renamed English title would silently lose its
+    translation), and every step of the course is translated."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    i18n = next(p["i18n"] for p in cfg["plugins"] if isinstance(p, dict) and "i18n" in p)
+    translations = next(lang["nav_translations"] for lang in i18n["languages"] if lang["locale"] == "zh")
+    titles = _nav_titles(cfg["nav"]) | {"Overview"}       # the hooks add Overview under Commands
+    assert set(translations) <= titles, f"not in the nav: {sorted(set(translations) - titles)}"
+    course = next(item["From the course to tudui"] for item in cfg["nav"]
+                  if isinstance(item, dict) and "From the course to tudui" in item)
+    assert _nav_titles(course) <= set(translations)
+
+
 def test_readme_editions_link_each_other():
     english = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     chinese = (REPO / "README.zh-CN.md").read_text(encoding="utf-8").splitlines()
