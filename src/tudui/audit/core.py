@@ -15,7 +15,7 @@ from ..config import resolve
 from ..data import load_source
 from ..data.decisions import apply_config, dataset_root
 from ..data.pipeline import image_size
-from ..engine.runlog import say
+from ..console import notice, say
 from ..errors import ConfigError, DataError
 from ..infer import open_predictor
 from . import dups, findings, labels as cl
@@ -153,7 +153,7 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
             for key, bits in dups.hamming_pairs(h, phash_bits, hf).items():
                 near_pairs[key] = (1 - bits / 64, f"perceptual hash, {bits} bits apart")
         except ImportError:
-            say("notice: imagehash is not installed (pip install tudui[audit]): near duplicates from features only")
+            notice("imagehash is not installed (pip install tudui[audit]): near duplicates from features only")
     z_all = z_class = None
     if feats is not None:
         z_all, z_class, (dist, idx) = findings.outlier_scores(feats.numpy(), pool.labels, neighbours)

@@ -22,7 +22,8 @@ from torch import nn
 from ..data.loader import BatchLoader
 from ..data.splits import ArraySplit, DataSource
 from ..engine.evaluate import tta_logits
-from ..engine.runlog import NullLog, say, set_quiet
+from ..console import quiet, say, set_quiet
+from ..engine.runlog import NullLog
 from ..engine.trainer import Trainer
 from .pool import Pool
 
@@ -89,16 +90,17 @@ def pool_loader(pool: Pool, rows, pre: dict, device, batch_size: int = 256) -> B
 def fit_quietly(cfg, source: DataSource) -> Trainer:
     """Train on source's train split with no run folder, no evaluation and nothing printed; -> the Trainer
     (its `model`, or its EMA's, holds the result)."""
+    was_quiet = quiet()
     set_quiet(True)
     try:
         tr = Trainer(cfg, data=source, progress=False)
-        log = NullLog()
-        while tr.epoch < cfg.epochs:
+        log, prog = NullLog(), tr.progress
+        while prog.epoch < cfg.epochs:
             tr.train_epoch(log, last_path="")
-            tr.epoch += 1
-            tr.position = {"batch": 0, "loss_sum": 0.0, "count": 0, "lr": tr.optimizer.param_groups[0]["lr"]}
+            prog.epoch += 1
+            prog.position = prog.fresh_position(tr.optimizer.param_groups[0]["lr"])
     finally:
-        set_quiet(False)
+        set_quiet(was_quiet)
     return tr
 
 

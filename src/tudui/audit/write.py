@@ -1,18 +1,17 @@
 """The audit folder: audit.html (self-contained, built with the report's Jinja2 machinery), issues.csv and
-issues.json. Everything is written into a hidden staging folder first and moved into place at the end, so an
-interrupted audit (Ctrl-C) leaves the folder as it was: no half-written file."""
+issues.json. All three are built in memory, then each replaces its old version atomically, so an interrupted
+audit (Ctrl-C) leaves no half-written file."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import torch
 
+from ..fileio import write_text
 from ..report import html
 from .findings import ISSUES, TITLES
 
@@ -77,24 +76,18 @@ def page_context(result, pool, logits: torch.Tensor, top: int) -> dict:
 
 
 def write_audit(result, pool, logits: torch.Tensor, top: int = 60) -> str:
-    """Write OUT/audit.html, OUT/issues.csv, OUT/issues.json; -> the page's path."""
+    """Write OUT/audit.html, OUT/issues.csv, OUT/issues.json; -> the page's path. Everything is built in memory
+    first and each file then replaces its old version atomically (tudui.fileio)."""
     out = os.path.abspath(os.path.expanduser(result.out))
+    files = {"issues.csv": to_csv(result.rows),
+             "issues.json": json.dumps({"summary": result.summary, "counts": result.counts(),
+                                        "rows": [{k: v for k, v in r.items() if k not in ("row", "other_row")}
+                                                 for r in result.rows]}, indent=1, ensure_ascii=False,
+                                       default=_plain),
+             "audit.html": html.render("audit.html.j2", **page_context(result, pool, logits, top))}
     os.makedirs(out, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix=".audit-", dir=out)
-    try:
-        files = {"issues.csv": to_csv(result.rows),
-                 "issues.json": json.dumps({"summary": result.summary, "counts": result.counts(),
-                                            "rows": [{k: v for k, v in r.items() if k not in ("row", "other_row")}
-                                                     for r in result.rows]}, indent=1, ensure_ascii=False,
-                                           default=_plain),
-                 "audit.html": html.render("audit.html.j2", **page_context(result, pool, logits, top))}
-        for name, text in files.items():
-            with open(os.path.join(stage, name), "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        for name in files:
-            os.replace(os.path.join(stage, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    for name, text in files.items():
+        write_text(os.path.join(out, name), text)
     return os.path.join(out, "audit.html")
 
 

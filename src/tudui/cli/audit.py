@@ -51,7 +51,8 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from ..audit import audit, summary_text
+    from ..api import audit
+    from ..audit import summary_text
     from ..errors import ConfigError
     options = {k: v for k, v in collect_overrides(args).items() if k not in SKIPPED}
     if args.top < 1:
