@@ -9,9 +9,10 @@ Policies:
   passive       one thread per core, OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning
   spin-short    one thread per core, GOMP_SPINCOUNT=10000 (spin briefly, then sleep)
   spin-100k     one thread per core, GOMP_SPINCOUNT=100000
-  spin-1k       GOMP_SPINCOUNT=1000, --threads not given: tudui's default (since issue 22 with the thread governor:
-                one thread per core, the cores other programs leave free after an epoch that measured them busy)
-  fixed-2       GOMP_SPINCOUNT=1000, --threads 2: two threads whatever else runs (the governor is off)
+  spin-1k       one thread per core, GOMP_SPINCOUNT=1000: tudui's default
+  adaptive      spin-1k with --adapt-threads: the thread governor runs each epoch on the cores other programs
+                left free in the epoch before
+  fixed-2       GOMP_SPINCOUNT=1000, --threads 2: two threads whatever else runs
 Each (policy, load) pair is measured --rounds times, rounds interleaved; the figure is the median.
 
     cpu-bench python benchmarks/thread_load.py --save benchmarks/results/thread_load.json
@@ -38,6 +39,7 @@ POLICIES = {
     "spin-short": ({"GOMP_SPINCOUNT": "10000"}, None),
     "spin-100k": ({"GOMP_SPINCOUNT": "100000"}, None),
     "spin-1k": ({"GOMP_SPINCOUNT": "1000"}, None),
+    "adaptive": ({"GOMP_SPINCOUNT": "1000"}, "adapt"),
     "fixed-2": ({"GOMP_SPINCOUNT": "1000"}, 2),
 }
 
@@ -45,12 +47,14 @@ WORKER = r"""
 import json, sys, torch
 from torch.utils.data import TensorDataset
 import tudui
-n, threads, epochs = int(sys.argv[1]), (int(sys.argv[2]) if sys.argv[2] != "none" else None), int(sys.argv[4])
+n, epochs = int(sys.argv[1]), int(sys.argv[4])
+adapt = sys.argv[2] == "adapt"
+threads = int(sys.argv[2]) if sys.argv[2] not in ("none", "adapt") else None
 g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
 y = torch.arange(n) % 10
 ds = TensorDataset(x.float() / 255, y)
-r = tudui.train(ds, epochs=epochs, batch_size=64, threads=threads, out=sys.argv[3], progress=False, val_split=0.1,
+r = tudui.train(ds, epochs=epochs, batch_size=64, threads=threads, adapt_threads=adapt, out=sys.argv[3], progress=False, val_split=0.1,
                 eval_every=epochs)
 print(json.dumps({"epochs_s": [row["seconds"] for row in r.history], "threads": torch.get_num_threads()}))
 """

@@ -121,6 +121,9 @@ class TrainConfig:
     seed: int = _opt(0, "random seed")
     threads: Optional[int] = _opt(None, "torch CPU threads (default: torch's choice, one per core; tudui makes "
                                         "waiting threads spin only briefly, see docs/explanations/reliability.md)")
+    adapt_threads: bool = _opt(False, "run torch's threads on the cores other programs leave free, measured each "
+                                      "epoch (faster on a busy machine; the results then depend on the load, so "
+                                      "runs are not bit-reproducible)")
     out: str = _opt("runs", "parent folder of run folders")
     name: Optional[str] = _opt(None, "run folder name (default: unique and sortable)")
     recipe: Optional[str] = _opt(None, "a named bundle of options (see --print-config)")
@@ -286,7 +289,7 @@ def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
 
 # keys that may differ when resuming: they change where and how fast the run goes, or when it stops,
 # not what it computes (`epochs` extends it; a different `tta` changes only the reported metrics)
-RESUME_CHANGEABLE = ("epochs", "device", "threads", "workers", "loader", "memory_budget", "data_dir", "cache_dir",
+RESUME_CHANGEABLE = ("epochs", "device", "threads", "adapt_threads", "workers", "loader", "memory_budget", "data_dir", "cache_dir",
                      "download", "save_every", "eval_every", "patience", "min_delta", "compile", "tta",
                      "report", "dist_timeout")
 

@@ -40,7 +40,8 @@ def describe() -> str:
 # 2x the idle epoch (each step waits for the thread that shares a core), and measured 1.65x here for the course
 # network and 2.1-2.6x for the CIFAR-10 fast path; one thread on the free core keeps its idle speed. So when
 # other processes keep a core busy through an epoch, the next epoch runs on the cores left, and it goes back to
-# all of them when they are free (benchmarks/thread_load.py, policy "adaptive").
+# all of them when they are free (benchmarks/thread_load.py, policy "adaptive"; `--adapt-threads`, off by default
+# because results computed with another thread count differ in their last bits).
 
 def _cpu_busy_seconds(cores) -> Optional[float]:
     """Seconds the given cores spent busy (any process) since boot, from /proc/stat; None where unknown."""

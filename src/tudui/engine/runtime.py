@@ -122,9 +122,10 @@ class LossSum:
 
 class FreeCoreThreads(hooks.Callback):
     """torch's threads on the cores other programs leave free, measured per epoch (threads.ThreadGovernor):
-    with one of two cores busy elsewhere, one thread beats two that wait for each other. The Trainer adds it when
-    --threads is not given, on the CPU, in a single process with no loader worker processes (their CPU time
-    would read as another program's)."""
+    with one of two cores busy elsewhere, one thread beats two that wait for each other. The Trainer adds it with
+    --adapt-threads (off by default: a changed thread count changes the float results, so runs and resumes are
+    then not bit-identical), when --threads is not given, on the CPU, in a single process with no loader worker
+    processes (their CPU time would read as another program's)."""
 
     def __init__(self):
         self.governor: Optional[ThreadGovernor] = None
@@ -143,4 +144,5 @@ class FreeCoreThreads(hooks.Callback):
 
     @staticmethod
     def applies(cfg, device: torch.device, distributed: bool) -> bool:
-        return not cfg.threads and device.type == "cpu" and not distributed and not cfg.workers
+        return (cfg.adapt_threads and not cfg.threads and device.type == "cpu" and not distributed
+                and not cfg.workers)
