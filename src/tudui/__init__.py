@@ -24,7 +24,8 @@ from .infer import open_predictor  # noqa: E402
 from .predict import predict  # noqa: E402
 from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
+from .tune import tune  # noqa: E402  (the function; the package is tudui.tune.study etc.)
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
            "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
-           "__version__"]
+           "tune", "__version__"]

@@ -56,13 +56,16 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, *, model: Optional[nn.Module] = None, data=None, classes=None,
-                 val_data=None, progress: bool = True, resume: Union[str, dict, None] = None):
+                 val_data=None, progress: bool = True, resume: Union[str, dict, None] = None, callbacks=()):
+        """callbacks: objects with on_epoch_end(trainer, row) called after each epoch's checkpoints; one that
+        returns True stops the run there, as early stopping does (tudui tune's pruning)."""
         from ..data import load_source
         from ..data.pipeline import prepare
         from .. import models
 
         # --pretrained / --weights: their resize and normalization unless the user set them
         cfg = self.cfg = models.apply_preset(cfg)
+        self.callbacks = list(callbacks)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -395,6 +398,9 @@ class Trainer:
                 if self.stopped_early:
                     say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
                         f"for {cfg.patience} epochs")
+                    break
+                if [cb for cb in self.callbacks if cb.on_epoch_end(self, row)] and not last:
+                    self.stopped_early = True
                     break
                 if self._stop_requested(force=True) is not None and not last:
                     raise self._interrupted(last_path)

@@ -1,0 +1,109 @@
+"""One trial of a study: an ordinary tudui run (a run folder under the study folder) whose per-epoch validation
+accuracy goes to the study's pruner, and whose value is the accuracy of its best.pt as `tudui eval` reports it."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import optuna
+
+from ..config import resolve
+from ..engine.runlog import say, set_quiet
+from ..engine.signals import TrainingInterrupted
+from .space import to_overrides
+
+
+def worker_id() -> str:
+    """host:pid of this process: what the study records as running a trial (see study.fail_dead_trials)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def trial_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+class PruneReporter:
+    """Trainer callback: reports each evaluated epoch's validation accuracy to the trial and asks the trainer to
+    stop when the pruner says the trial is hopeless."""
+
+    def __init__(self, trial):
+        self.trial, self.pruned_at = trial, None
+
+    def on_epoch_end(self, trainer, row) -> bool:
+        if row.get("val_acc") is None:
+            return False
+        self.trial.report(float(row["val_acc"]), int(row["epoch"]))
+        if self.trial.should_prune():
+            self.pruned_at = int(row["epoch"])
+            return True
+        return False
+
+
+def checkpoint_accuracy(path: str, device: str) -> float:
+    """Top-1 accuracy of a checkpoint on the held-out split of the data it was trained on: what `tudui eval
+    CHECKPOINT --device DEVICE` computes (the checkpoint's own preprocessing, loss without label smoothing)."""
+    # TODO(structure): call the shared evaluation helper once issue 22 moves api.prepare_evaluation below tune/
+    from ..config import from_checkpoint_dict
+    from ..data import load_source
+    from ..data.pipeline import prepare
+    from ..engine.evaluate import evaluate_model
+    from ..infer import open_predictor
+
+    clf = open_predictor(path, device=device)
+    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
+    cfg.device = str(clf.device)
+    source = load_source(cfg.data, data_dir=cfg.data_dir, seed=cfg.seed, allow_outside=cfg.allow_outside,
+                         val_split=cfg.val_split)
+    source.channels = clf.preprocess["channels"]
+    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split="val")
+    return float(evaluate_model(clf.model, prepared.val, clf.classes, None, tta=cfg.tta)["accuracy"])
+
+
+class Objective:
+    """optuna objective: trial -> the accuracy of its best.pt. `base` are the fixed config overrides (flags or
+    keywords), `space` {key: Param}; `config_file` the user's YAML file of options (or None)."""
+
+    def __init__(self, base: dict, space: dict, study_dir: str, config_file=None, verbose: bool = False, tag=""):
+        self.base, self.space, self.study_dir = dict(base), space, study_dir
+        self.config_file, self.verbose, self.tag = config_file, verbose, tag
+
+    def config(self, params: dict, name: str):
+        over = dict(self.base)
+        searched = to_overrides(params)
+        if "model_args" in searched:
+            searched["model_args"] = {**(over.get("model_args") or {}), **searched["model_args"]}
+        over.update(searched, out=self.study_dir, name=name)
+        return resolve(over, config_file=self.config_file)
+
+    def __call__(self, trial) -> float:
+        from ..engine.trainer import Trainer
+
+        params = {k: p.suggest(trial) for k, p in self.space.items()}
+        name = trial_name(trial.number)
+        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("interrupted", False)  # a retried trial inherits its original's attributes
+        trial.set_user_attr("run_dir", name)
+        cfg = self.config(params, name)
+        reporter = PruneReporter(trial)
+        t0 = time.perf_counter()
+        set_quiet(not self.verbose)
+        try:
+            trainer = Trainer(cfg, progress=self.verbose, callbacks=[reporter])
+            result = trainer.fit()
+        except TrainingInterrupted:
+            trial.set_user_attr("interrupted", True)
+            raise
+        finally:
+            set_quiet(False)
+        trial.set_user_attr("epochs", int(trainer.epoch))
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        if reporter.pruned_at is not None:
+            say(f"{self.tag}trial {trial.number}: pruned at epoch {reporter.pruned_at} "
+                f"(val acc {trainer.history[-1]['val_acc']:.4f}); {shown}")
+            raise optuna.TrialPruned(f"epoch {reporter.pruned_at}")
+        acc = checkpoint_accuracy(result.best_path, str(trainer.device))
+        say(f"{self.tag}trial {trial.number}: val acc {acc:.4f} ({trainer.epoch} epochs, "
+            f"{time.perf_counter() - t0:.1f}s); {shown}")
+        return acc
