@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config import load_yaml, resolve
+from ..config import coerce, load_yaml, resolve
 from ..engine.runlog import say
 from ..errors import ConfigError, TuduiError
 from . import space as spaces
@@ -128,7 +128,7 @@ def _train_size(cfg) -> Optional[int]:
 
 def _check_settings(study, options: dict, config, the_space: dict) -> None:
     """A study keeps the fixed settings it was started with; continuing it with others would mix two searches."""
-    settings = {"options": {k: v for k, v in options.items() if k != "threads"},
+    settings = {"options": {k: coerce(k, v) for k, v in options.items() if k != "threads"},  # "2" as 2
                 "config_file": os.path.abspath(config) if config else None, "space": spaces.describe(the_space)}
     settings = json.loads(json.dumps(settings, default=str))
     old = study.user_attrs.get("settings")
@@ -144,10 +144,13 @@ def _check_settings(study, options: dict, config, the_space: dict) -> None:
 def _run_processes(spec: dict, workers: int) -> None:
     """N worker processes on this machine, each its own Optuna worker on the shared storage."""
     code = "import sys; from tudui.tune.study import worker_main; raise SystemExit(worker_main(sys.argv[1]))"
+    # the workers import the tudui this process runs (a source checkout on PYTHONPATH, not another install)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     procs = []
     for i in range(workers):
         arg = json.dumps(dict(spec, worker=i, tag=f"[worker {i}] "))
-        procs.append(subprocess.Popen([sys.executable, "-c", code, arg]))
+        procs.append(subprocess.Popen([sys.executable, "-c", code, arg], env=env))
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:  # the terminal's Ctrl-C reached every worker too: give them time to save

@@ -67,7 +67,7 @@ def make_pruner(pruner):
     if pruner in (None, "none"):
         return optuna.pruners.NopPruner()
     if pruner == "median":  # prune below the median of earlier trials at the same epoch, from epoch 2 on
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if pruner == "halving":  # asynchronous successive halving: rungs at epochs 1, 3, 9, ...
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     raise ConfigError(f"unknown pruner '{pruner}'; choose one of: {', '.join(PRUNERS)}")
