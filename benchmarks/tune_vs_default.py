@@ -23,7 +23,10 @@ from _tune_data import subset
 
 
 def one_seed(root: str, seed: int, trials: int, epochs: int, work: str, tag: str) -> dict:
+    import shutil
+
     import tudui
+    shutil.rmtree(os.path.join(work, "default", f"{tag}-s{seed}"), ignore_errors=True)  # a fresh default run
     t0 = time.perf_counter()
     d = tudui.train(root, recipe="course", seed=seed, out=os.path.join(work, "default"), name=f"{tag}-s{seed}",
                     progress=False)
