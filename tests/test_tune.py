@@ -133,3 +133,10 @@ def test_the_default_space_fits_the_data_model_and_fixed_keys():
     assert "model_args.dropout" not in default_space(resolve({"model": "resnet18"}))
     assert parse_flags(["lr=log:1e-4:1e-1"])["lr"].describe() == "log:0.0001:0.1"
     assert parse_flags(["epochs=off"]) == {"epochs": None}
+
+
+def test_a_diverging_trial_is_pruned_and_the_study_goes_on(tmp_path):
+    r = tudui.tune("digits", trials=1, epochs=1, threads=1, clip_grad="none", out=str(tmp_path), name="d",
+                   space=["lr=choice:1e12"], default_space=False)
+    assert [t["state"] for t in r.trials] == ["pruned"] and r.best is None
+    assert list_runs(r.study_dir)[0]["status"] == "failed"

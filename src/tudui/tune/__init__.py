@@ -23,6 +23,7 @@ from ..engine.runlog import say
 from ..errors import ConfigError, TuduiError
 from . import space as spaces
 
+WHERE = ("data", "data_dir", "cache_dir", "device", "threads", "workers", "download", "memory_budget")
 STOP_GRACE = 15.0  # seconds workers get to save and stop after a Ctrl-C before they are sent SIGTERM
 
 
@@ -128,8 +129,11 @@ def _train_size(cfg) -> Optional[int]:
 
 def _check_settings(study, options: dict, config, the_space: dict) -> None:
     """A study keeps the fixed settings it was started with; continuing it with others would mix two searches."""
-    settings = {"options": {k: coerce(k, v) for k, v in options.items() if k != "threads"},  # "2" as 2
-                "config_file": os.path.abspath(config) if config else None, "space": spaces.describe(the_space)}
+    def same(d: dict) -> dict:  # where data and devices are may differ between machines sharing one study
+        return {k: coerce(k, v) for k, v in d.items() if k not in WHERE}  # "2" and 2 alike
+
+    settings = {"options": same(options), "config_file": same(load_yaml(config)) if config else None,
+                "space": spaces.describe(the_space)}
     settings = json.loads(json.dumps(settings, default=str))
     old = study.user_attrs.get("settings")
     if old is None:

@@ -11,7 +11,11 @@ import optuna
 from ..config import resolve
 from ..engine.runlog import say, set_quiet
 from ..engine.signals import TrainingInterrupted
+from ..errors import TuduiError
 from .space import to_overrides
+
+
+DIVERGED = "the loss became"  # how engine.runtime.nonfinite_loss starts its message
 
 
 def worker_id() -> str:
@@ -94,6 +98,14 @@ class Objective:
         except TrainingInterrupted:
             trial.set_user_attr("interrupted", True)
             raise
+        except TuduiError as e:
+            if not str(e).startswith(DIVERGED):  # a user's mistake (data, config, disk) stops the study
+                raise
+            set_quiet(False)  # a learning rate too high is an answer, not an error: this trial is pruned
+            trial.set_user_attr("diverged", str(e))
+            say(f"{self.tag}trial {trial.number}: diverged ({str(e).split(';')[0]}); "
+                + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()))
+            raise optuna.TrialPruned("diverged") from None
         finally:
             set_quiet(False)
         trial.set_user_attr("epochs", int(trainer.epoch))
