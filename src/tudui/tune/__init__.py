@@ -104,7 +104,7 @@ def tune(data=None, *, recipe: Optional[str] = None, config: Optional[str] = Non
     spec = {"storage": url, "study_name": name, "study_dir": os.path.abspath(study_dir), "base": base,
             "space": spaces.describe(the_space), "config_file": os.path.abspath(config) if config else None,
             "pruner": pruner if isinstance(pruner, str) or pruner is None else None, "seed": base_cfg.seed,
-            "trials": trials, "timeout": timeout, "verbose": verbose}
+            "trials": trials, "timeout": timeout, "verbose": verbose, "epochs": base_cfg.epochs}
     before = counted(study, running=False)
     say(f"study {name}: {before} finished trial(s) so far in {url}; searching {', '.join(the_space)}"
         + (f" with {workers} workers" if workers > 1 else ""))

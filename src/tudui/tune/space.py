@@ -163,7 +163,7 @@ def load_file(path: str) -> dict:
 def default_space(cfg: TrainConfig, n_train: Optional[int] = None, fixed=()) -> dict:
     """The space that fits the data and model of `cfg` (defaults < recipe < config file < flags already applied):
     lr a decade either side of the configured one, weight decay, batch size (at most an eighth of the training
-    set), epochs (half to twice the configured ones), augmentation strength, label smoothing, and for the
+    set), epochs (half to twice the configured ones), SGD's momentum, augmentation strength, label smoothing, and for the
     course's network its hidden width and dropout. Keys in `fixed` (set explicitly by the user, model arguments
     as model_args.NAME) stay out."""
     lr = float(cfg.lr)
@@ -176,6 +176,8 @@ def default_space(cfg: TrainConfig, n_train: Optional[int] = None, fixed=()) -> 
         "augment": Param("augment", "choice", choices=("none", "basic", "strong")),
         "label_smoothing": Param("label_smoothing", "float", 0.0, 0.2),
     }
+    if cfg.optimizer == "sgd":  # plain SGD (the course's) lives or dies by its momentum
+        space["momentum"] = Param("momentum", "choice", choices=(0.0, 0.5, 0.9))
     if cfg.loss != "cross_entropy":
         del space["label_smoothing"]
     if cfg.model == "tudui":

@@ -61,14 +61,17 @@ def open_storage(url: str):
         raise ConfigError(f"--storage {url}: cannot open the study database ({first[:200]})") from None
 
 
-def make_pruner(pruner):
+def make_pruner(pruner, epochs: int = 6):
+    """median: below the median of the earlier trials at the same epoch, once 3 trials finished, from a third of
+    the configured epochs on (at least epoch 2: a slow starter such as the course's plain SGD looks hopeless
+    after one epoch). halving: asynchronous successive halving, rungs at epochs 1, 3, 9, ..."""
     if isinstance(pruner, optuna.pruners.BasePruner):
         return pruner
     if pruner in (None, "none"):
         return optuna.pruners.NopPruner()
-    if pruner == "median":  # prune below the median of earlier trials at the same epoch, from epoch 2 on
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
-    if pruner == "halving":  # asynchronous successive halving: rungs at epochs 1, 3, 9, ...
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(2, epochs // 3))
+    if pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     raise ConfigError(f"unknown pruner '{pruner}'; choose one of: {', '.join(PRUNERS)}")
 
@@ -149,7 +152,7 @@ def run_worker(spec: dict, worker: int = 0) -> None:
         return
     study = open_study(storage, spec["study_name"],
                        sampler=make_sampler(spec.get("seed", 0), trials, counted(study, running=False), worker),
-                       pruner=make_pruner(spec.get("pruner", "median")))
+                       pruner=make_pruner(spec.get("pruner", "median"), spec.get("epochs", 6)))
     objective = Objective(spec["base"], spec["space"], spec["study_dir"], spec.get("config_file"),
                           verbose=spec.get("verbose", False), tag=spec.get("tag", ""))
     callbacks = [StopAt(trials)] if trials is not None else []
