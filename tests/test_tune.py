@@ -140,3 +140,21 @@ def test_a_diverging_trial_is_pruned_and_the_study_goes_on(tmp_path):
                    space=["lr=choice:1e12"], default_space=False)
     assert [t["state"] for t in r.trials] == ["pruned"] and r.best is None
     assert list_runs(r.study_dir)[0]["status"] == "failed"
+
+
+def test_ctrl_c_saves_the_trial_and_queues_it_again(tmp_path):
+    args = ["--data", "digits", "--epochs", "30", "--threads", "1", "--trials", "1", "--out", str(tmp_path),
+            "--name", "c", "--space", "lr=log:1e-2:1e-1", "--space-only"]
+    p = subprocess.Popen([sys.executable, "-m", "tudui", "tune"] + args, env=dict(os.environ, PYTHONPATH=SRC),
+                         stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "c" / "trial-0000" / "metrics.jsonl"  # its first epoch is done
+    deadline = time.time() + 120
+    while time.time() < deadline and not first.exists() and p.poll() is None:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130, err
+    assert "trial 0: interrupted" in err and "study is intact" in err and "Traceback" not in err
+    trials = load(tmp_path / "c", "c").trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"] and trials[1].params == trials[0].params
+    assert os.path.isfile(tmp_path / "c" / "trial-0000" / "last.pt")

@@ -26,8 +26,9 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def quiet_optuna() -> None:
-    """tudui prints one line per trial itself; Optuna's own INFO lines and experimental-feature warnings go."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """tudui prints one line per trial itself (a failed trial's too): Optuna's own lines and experimental-feature
+    warnings go."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
@@ -158,6 +159,8 @@ def run_worker(spec: dict, worker: int = 0) -> None:
     callbacks = [StopAt(trials)] if trials is not None else []
     try:
         study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks)
+        if objective.stop_signal is not None:
+            raise KeyboardInterrupt
     except KeyboardInterrupt:  # optuna failed the running trial; queue it again for the next run
         mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                 if t.user_attrs.get("interrupted") and t.user_attrs.get("worker") == worker_id()]

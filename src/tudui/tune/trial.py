@@ -71,6 +71,7 @@ class Objective:
     def __init__(self, base: dict, space: dict, study_dir: str, config_file=None, verbose: bool = False, tag=""):
         self.base, self.space, self.study_dir = dict(base), space, study_dir
         self.config_file, self.verbose, self.tag = config_file, verbose, tag
+        self.stop_signal = None  # a SIGINT/SIGTERM that arrived as a trial was ending: no further trial
 
     def config(self, params: dict, name: str):
         over = dict(self.base)
@@ -96,7 +97,9 @@ class Objective:
             trainer = Trainer(cfg, progress=self.verbose, callbacks=[reporter])
             result = trainer.fit()
         except TrainingInterrupted:
+            set_quiet(False)
             trial.set_user_attr("interrupted", True)
+            say(f"{self.tag}trial {trial.number}: interrupted; it runs again (same settings) when the study continues")
             raise
         except TuduiError as e:
             if not str(e).startswith(DIVERGED):  # a user's mistake (data, config, disk) stops the study
@@ -108,6 +111,9 @@ class Objective:
             raise optuna.TrialPruned("diverged") from None
         finally:
             set_quiet(False)
+        if trainer.stop_signal is not None:  # too late to stop this trial (its last epoch): it counts, and the
+            self.stop_signal = trainer.stop_signal  # worker starts no other
+            trial.study.stop()
         trial.set_user_attr("epochs", int(trainer.epoch))
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
