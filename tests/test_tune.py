@@ -158,3 +158,9 @@ def test_ctrl_c_saves_the_trial_and_queues_it_again(tmp_path):
     trials = load(tmp_path / "c", "c").trials
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"] and trials[1].params == trials[0].params
     assert os.path.isfile(tmp_path / "c" / "trial-0000" / "last.pt")
+
+
+def test_a_bad_storage_url_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["tune", "--trials", "1", "--out", str(tmp_path), "--storage", "nosuchdb://x/y"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot open the study database" in err

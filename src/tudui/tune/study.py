@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 import zlib
 
@@ -21,6 +22,8 @@ from ..errors import ConfigError
 from .trial import Objective, worker_id
 
 HEARTBEAT, GRACE, MAX_RETRY = 10, 30, 2
+CREATE_TRIES = 5
+RACES = ("IntegrityError", "OperationalError")  # two processes creating the same new database's tables at once
 PRUNERS = ("median", "halving", "none")
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -51,15 +54,18 @@ def open_storage(url: str):
             raise ConfigError(f"--storage {url}: the folder of the journal file does not exist")
         return JournalStorage(JournalFileBackend(path))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT,
-                                          grace_period=GRACE, heartbeat_stale_trial_callback=retry_callback())
-    except ImportError:
-        raise ConfigError(f"--storage {url}: the database driver for this URL is not installed "
-                          "(e.g. pip install psycopg2-binary or PyMySQL)") from None
-    except Exception as e:  # sqlalchemy's ArgumentError / OperationalError: a bad URL or an unreachable server
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ConfigError(f"--storage {url}: cannot open the study database ({first[:200]})") from None
+    for attempt in range(CREATE_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT,
+                                              grace_period=GRACE, heartbeat_stale_trial_callback=retry_callback())
+        except ImportError:
+            raise ConfigError(f"study storage {url}: the database driver for this URL is not installed "
+                              "(e.g. pip install psycopg2-binary or PyMySQL)") from None
+        except Exception as e:  # sqlalchemy's errors: a bad URL, an unreachable server, or a creation race
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if attempt + 1 == CREATE_TRIES or type(e).__name__ not in RACES:
+                raise ConfigError(f"study storage {url}: cannot open the study database ({first[:200]})") from None
+            time.sleep(0.5 * (attempt + 1))  # two workers creating one new database: the loser tries again
 
 
 def make_pruner(pruner, epochs: int = 6):
