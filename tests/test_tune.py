@@ -69,7 +69,7 @@ def test_pruning_stops_a_trial_after_the_epoch_it_reports(tmp_path):
     for t in r.trials:  # epoch 1 is warm-up; the pruner stops the run after epoch 2, of 3
         assert [h["epoch"] for h in read_history(t["run_dir"])] == [1, 2]
         assert t["last_epoch"] == 2
-    assert {row["status"] for row in list_runs(r.study_dir)} == {"stopped_early"}
+    assert {row["status"] for row in list_runs(r.study_dir)} == {"stopped"}
 
 
 def test_a_killed_study_resumes_and_retries_the_trial_it_was_running(tmp_path):

@@ -42,7 +42,7 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from .. import tune
+    from ..api import tune
     options = {k: v for k, v in collect_overrides(args).items() if k not in OWN}
     result = tune(trials=args.trials, timeout=args.timeout, space=args.space, space_file=args.space_file,
                   default_space=not args.space_only, pruner=args.pruner, workers=args.workers,

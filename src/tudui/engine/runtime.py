@@ -1,14 +1,16 @@
 """How the model runs on its device, decided once per run: mixed precision, channels_last, torch.compile,
-and the data sample a model's data-dependent initialization sees."""
+and the data sample a model's data-dependent initialization sees; the CPU threads on the cores left free."""
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
 
-from ..errors import TuduiError
-from .runlog import say
-from .state import first_line
+from ..console import say
+from ..threads import ThreadGovernor
+from ..data.preprocess import normalize_batch
+from ..errors import TuduiError, first_line
+from . import hooks
 
 
 def _cpu_bf16() -> bool:
@@ -57,7 +59,6 @@ def compile_model(model):
 def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
     """Up to n training images, un-augmented and normalized, for a model's `init_from_data`: taken from the
     in-memory tensor, or decoded from the split on the stream path."""
-    from ..data.preprocess import normalize_batch
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(loader.n, generator=g)[:n]
     if loader.images is not None:
@@ -82,7 +83,6 @@ class LossSum:
     the GPU to finish; `total()` reads them (and raises for a non-finite loss) only where the run needs the
     value: before a checkpoint is written and at the end of the epoch. The sums are the same float64 operations
     in the same order either way."""
-
     def __init__(self, device: torch.device, lazy: bool):
         self.device, self.lazy = device, lazy
         self.value = 0.0
@@ -118,3 +118,29 @@ class LossSum:
             if epoch >= 0:
                 raise nonfinite_loss(value, int(epoch), int(step))
         return float(self.value)
+
+
+class FreeCoreThreads(hooks.Callback):
+    """torch's threads on the cores other programs leave free, measured per epoch (threads.ThreadGovernor):
+    with one of two cores busy elsewhere, one thread beats two that wait for each other. The Trainer adds it when
+    --threads is not given, on the CPU, in a single process with no loader worker processes (their CPU time
+    would read as another program's)."""
+
+    def __init__(self):
+        self.governor: Optional[ThreadGovernor] = None
+
+    def on_fit_start(self, trainer) -> None:
+        self.governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(), say=say)
+        self.governor.epoch_started()
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        self.governor.epoch_ended()
+        self.governor.epoch_started()  # the next epoch starts now
+
+    def on_fit_end(self, trainer, status: str) -> None:
+        if self.governor is not None and self.governor.threads != self.governor.full:
+            torch.set_num_threads(self.governor.full)  # the caller's process gets its threads back
+
+    @staticmethod
+    def applies(cfg, device: torch.device, distributed: bool) -> bool:
+        return not cfg.threads and device.type == "cpu" and not distributed and not cfg.workers

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..config import coerce, load_yaml, resolve
-from ..engine.runlog import say
+from ..console import say
 from ..errors import ConfigError, TuduiError
 from . import space as spaces
 

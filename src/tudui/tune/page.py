@@ -11,6 +11,7 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from ..fileio import write_text
 from ..report import figures, html
 from ..report.runs import fmt_seconds, read_config
 
@@ -34,7 +35,7 @@ def write_best_config(run_dir: str, path: str, header: str) -> str:
     cfg = read_config(run_dir)
     cfg.update(out="runs", name=None)
     text = "".join(f"# {line}\n" for line in header.splitlines())
-    html.write(path, text + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    write_text(path, text + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     return path
 
 
@@ -130,4 +131,5 @@ def write_page(study, space: dict, study_dir: str, path: str, best: dict | None)
                        space=[(k, p.describe()) for k, p in space.items()], counts=counts,
                        rel=lambda p: os.path.relpath(p, study_dir) if p else "", fmt_seconds=fmt_seconds,
                        fmt=show_value)
-    return html.write(path, page)
+    write_text(path, page)
+    return path

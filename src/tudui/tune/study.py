@@ -19,6 +19,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
+from ..fileio import pid_alive
 from .trial import Objective, worker_id
 
 HEARTBEAT, GRACE, MAX_RETRY = 10, 30, 2
@@ -97,16 +98,6 @@ def open_study(storage, name: str, sampler=None, pruner=None):
                                sampler=sampler, pruner=pruner)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def fail_dead_trials(study) -> list:
     """Fail (and queue again) the RUNNING trials recorded by a process of this host that no longer exists.
     -> their numbers. Trials of other hosts are left to the heartbeat."""
@@ -115,7 +106,7 @@ def fail_dead_trials(study) -> list:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         who = str(t.user_attrs.get("worker", ""))
         h, _, pid = who.rpartition(":")
-        if h != host or not pid.isdigit() or _pid_alive(int(pid)):
+        if h != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
             if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):

@@ -9,8 +9,11 @@ import time
 import optuna
 
 from ..config import resolve
-from ..engine.runlog import say, set_quiet
+from ..console import say, set_quiet
+from ..engine.evaluate import evaluate_model, prepare_evaluation
+from ..engine.hooks import Callback
 from ..engine.signals import TrainingInterrupted
+from ..engine.trainer import Trainer
 from ..errors import TuduiError
 from .space import to_overrides
 
@@ -27,41 +30,28 @@ def trial_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
-class PruneReporter:
-    """Trainer callback: reports each evaluated epoch's validation accuracy to the trial and asks the trainer to
-    stop when the pruner says the trial is hopeless."""
+class PruneReporter(Callback):
+    """Reports each evaluated epoch's validation accuracy to the trial and stops the run ("pruned") when the
+    pruner says the trial is hopeless."""
 
     def __init__(self, trial):
         self.trial, self.pruned_at = trial, None
 
-    def on_epoch_end(self, trainer, row) -> bool:
-        if row.get("val_acc") is None:
-            return False
-        self.trial.report(float(row["val_acc"]), int(row["epoch"]))
+    def on_epoch_end(self, trainer, metrics):
+        if metrics.get("val_acc") is None:
+            return None
+        self.trial.report(float(metrics["val_acc"]), int(metrics["epoch"]))
         if self.trial.should_prune():
-            self.pruned_at = int(row["epoch"])
-            return True
-        return False
+            self.pruned_at = int(metrics["epoch"])
+            return "pruned"
+        return None
 
 
 def checkpoint_accuracy(path: str, device: str) -> float:
     """Top-1 accuracy of a checkpoint on the held-out split of the data it was trained on: what `tudui eval
-    CHECKPOINT --device DEVICE` computes (the checkpoint's own preprocessing, loss without label smoothing)."""
-    # TODO(structure): call the shared evaluation helper once issue 22 moves api.prepare_evaluation below tune/
-    from ..config import from_checkpoint_dict
-    from ..data import load_source
-    from ..data.pipeline import prepare
-    from ..engine.evaluate import evaluate_model
-    from ..infer import open_predictor
-
-    clf = open_predictor(path, device=device)
-    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
-    cfg.device = str(clf.device)
-    source = load_source(cfg.data, data_dir=cfg.data_dir, seed=cfg.seed, allow_outside=cfg.allow_outside,
-                         val_split=cfg.val_split)
-    source.channels = clf.preprocess["channels"]
-    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split="val")
-    return float(evaluate_model(clf.model, prepared.val, clf.classes, None, tta=cfg.tta)["accuracy"])
+    CHECKPOINT --device DEVICE` reports (the same preparation and evaluation as api.evaluate)."""
+    clf, cfg, prepared, use_tta = prepare_evaluation(path, device=device)
+    return float(evaluate_model(clf.model, prepared.val, clf.classes, None, tta=use_tta)["accuracy"])
 
 
 class Objective:
@@ -82,8 +72,6 @@ class Objective:
         return resolve(over, config_file=self.config_file)
 
     def __call__(self, trial) -> float:
-        from ..engine.trainer import Trainer
-
         params = {k: p.suggest(trial) for k, p in self.space.items()}
         name = trial_name(trial.number)
         trial.set_user_attr("worker", worker_id())
