@@ -85,11 +85,12 @@ def make_pruner(pruner, epochs: int = 6):
 
 
 def make_sampler(seed: int, n_trials, done: int, worker: int):
-    """TPE, the first third of the trials (3 to 10) drawn at random. Its seed depends on how many trials the
-    study already has and on the worker, so a resumed study or a second worker does not redraw the same
-    settings; constant_liar keeps parallel workers from sampling the same point."""
+    """TPE, the first third of the trials (3 to 10) drawn at random. Its seed mixes --seed with how many trials
+    the study already has and this worker process, so a resumed study, a second worker or another machine never
+    redraws the same settings (two `tudui tune` commands started at once drew identical first trials when the
+    seed was --seed alone); constant_liar keeps parallel workers from sampling the same point."""
     startup = max(3, min(10, (n_trials or 30) // 3))
-    mixed = zlib.crc32(f"{seed}:{done}:{worker}".encode())
+    mixed = zlib.crc32(f"{seed}:{done}:{worker}:{worker_id()}".encode())
     return optuna.samplers.TPESampler(seed=mixed, n_startup_trials=startup, constant_liar=True)
 
 
