@@ -13,7 +13,7 @@ _threads()
 from .version import __version__  # noqa: E402
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
-from .api import audit, evaluate, predict, train  # noqa: E402
+from .api import audit, evaluate, predict, train, tune  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import resolve_device  # noqa: E402
 from .engine.hooks import Callback, StopTraining  # noqa: E402
@@ -28,4 +28,4 @@ from .serve import serve  # noqa: E402  (the function; the package is tudui.serv
 
 __all__ = ["train", "evaluate", "audit", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
            "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
-           "Callback", "StopTraining", "__version__"]
+           "Callback", "StopTraining", "tune", "__version__"]

@@ -17,8 +17,10 @@ from .engine.signals import TrainingInterrupted
 from .engine.trainer import PeerFailed, Trainer, TrainResult, load_resume
 from .infer import iter_predictions, open_predictor, predict_to_file
 from .report import report
+from .tune import tune  # the search (Optuna, an optional extra, is imported only when it runs)
 
-__all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "load_resume",
+__all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "tune",
+           "load_resume",
            "TrainResult", "TrainingInterrupted", "PeerFailed"]
 
 

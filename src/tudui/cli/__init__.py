@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": "serve",
     "export": "export_model",
     "audit": "audit",
+    "tune": "tune",
 }
 
 
