@@ -1,4 +1,5 @@
-"""open_predictor(path): a tudui checkpoint, an exported .onnx file or an exported TorchScript file."""
+"""open_predictor(path): a tudui checkpoint, an exported .onnx file, a torch.export .pt2 file or an exported
+TorchScript file."""
 from __future__ import annotations
 
 import json
@@ -55,16 +56,64 @@ class TorchScriptPredictor(Predictor):
         self.device = dev
 
 
+def is_pt2(path) -> bool:
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".pt2")
+
+
+class ProgramModule(torch.nn.Module):
+    """An ExportedProgram's module behind a plain nn.Module: the program was captured in eval mode and refuses
+    .eval()/.train(), which code written for PyTorch models calls (engine.evaluate, reports)."""
+
+    def __init__(self, program):
+        super().__init__()
+        object.__setattr__(self, "program", program.module())  # not a child: .eval() must not reach it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+
+def load_pt2(path: str) -> tuple:
+    """A .pt2 written by `tudui export --format pt2` -> (ProgramModule, metadata dict or None)."""
+    extra = {TORCHSCRIPT_META: ""}
+    program = torch.export.load(os.fspath(path), extra_files=extra)
+    return ProgramModule(program), (json.loads(extra[TORCHSCRIPT_META]) if extra[TORCHSCRIPT_META] else None)
+
+
+class ExportedProgramPredictor(Predictor):
+    """A torch.export ExportedProgram (.pt2); it runs on the CPU, where it was exported."""
+    kind = "pt2"
+
+    def __init__(self, path: str):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"model file not found: {path}")
+        try:
+            self.model, meta = load_pt2(path)
+        except Exception as e:  # noqa: BLE001 - torch.export.load raises many kinds for a file it cannot read
+            raise CheckpointError(f"{path} is not a loadable torch.export program ({str(e).strip()[:200]})") \
+                from None
+        if not meta:
+            raise CheckpointError(f"{path} has no tudui metadata; export it with `tudui export CHECKPOINT "
+                                  "--format pt2`")
+        self.classes = list(meta["classes"])
+        self.preprocess = dict(meta["preprocess"])
+        meta["path"] = path
+        meta.setdefault("config", {})
+        self.meta = meta
+        self.device = torch.device("cpu")
+
+
 def open_predictor(source, device: str = "cpu", model=None, *, verify: bool = True,
                    unsafe_load: bool = False) -> Predictor:
-    """A Predictor from a tudui checkpoint (file or run folder), an exported .onnx (run by onnxruntime) or an
-    exported TorchScript file; a Predictor passes through. model: your nn.Module for a checkpoint of a model
+    """A Predictor from a tudui checkpoint (file or run folder), an exported .onnx (run by onnxruntime), a .pt2
+    (torch.export program, CPU) or an exported TorchScript file; a Predictor passes through. model: your nn.Module for a checkpoint of a model
     tudui cannot rebuild by itself. verify / unsafe_load apply to checkpoints (see checkpoint.load)."""
     if isinstance(source, Predictor):
         return source
     if is_onnx(source):
         from .onnx_model import OnnxPredictor
         return OnnxPredictor(os.fspath(source), device=device)
+    if is_pt2(source):
+        return ExportedProgramPredictor(os.fspath(source))
     if isinstance(source, (str, os.PathLike)) and is_torchscript(source):
         return TorchScriptPredictor(os.fspath(source), device=device)
     from ..classifier import load
