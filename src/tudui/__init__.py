@@ -14,6 +14,7 @@ _threads()
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
 from .api import evaluate, train  # noqa: E402
+from .bench import bench  # noqa: E402  (the function; the package stays importable as tudui.bench.api etc.)
 from .classifier import Classifier, load  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import env_info, resolve_device  # noqa: E402
@@ -26,5 +27,5 @@ from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-           "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
+           "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor", "bench",
            "__version__"]
