@@ -8,6 +8,8 @@ float32 (nodes_to_exclude) until the accuracy holds."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import logging
 import os
 import platform
 import sys
@@ -34,6 +36,19 @@ def cpu_settings() -> dict:
     vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu_flags()))
     return {"activations": "int8" if arm else "uint8", "weights": "int8 per-channel",
             "reduce_range": not arm and not vnni}
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantizer logs through the root logger (e.g. 'Axis 1 is out-of-range for weight ...' for a
+    1-d weight it leaves per-tensor); tudui reports its own lines instead."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _Reader:
@@ -103,12 +118,13 @@ def quantize_checked(fp32_path: str, out: str, calib_x: torch.Tensor, val_x: tor
         cache = os.path.join(work, "calibration.json")
 
         def quantize(path: str, exclude=(), only=None) -> None:
-            qz.quantize_static(pre, path, _Reader(calib_x, input_name), quant_format=qz.QuantFormat.QDQ,
-                               per_channel=True, reduce_range=settings["reduce_range"],
-                               activation_type=qz.QuantType.QInt8 if settings["activations"] == "int8"
-                               else qz.QuantType.QUInt8, weight_type=qz.QuantType.QInt8,
-                               nodes_to_exclude=list(exclude) or None, nodes_to_quantize=only,
-                               calibration_cache_path=cache)
+            with _quiet_root_logger():
+                    qz.quantize_static(pre, path, _Reader(calib_x, input_name), quant_format=qz.QuantFormat.QDQ,
+                                   per_channel=True, reduce_range=settings["reduce_range"],
+                                   activation_type=qz.QuantType.QInt8 if settings["activations"] == "int8"
+                                   else qz.QuantType.QUInt8, weight_type=qz.QuantType.QInt8,
+                                   nodes_to_exclude=list(exclude) or None, nodes_to_quantize=only,
+                                   calibration_cache_path=cache)
 
         progress(f"int8: calibrating on {len(calib_x)} training images")
         ref = logits_of(fp32_path, val_x)
