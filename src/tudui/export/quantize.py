@@ -115,7 +115,10 @@ def quantize_checked(fp32_path: str, out: str, calib_x: torch.Tensor, val_x: tor
         graph = onnx.load(pre)
         input_name = graph.graph.input[0].name
         candidates = [n for n in graph.graph.node if n.op_type in QUANTIZED_OPS]
-        cache = os.path.join(work, "calibration.json")
+        # onnxruntime >= 1.32 can keep the calibrated ranges in a file: the layer search then calibrates once
+        import inspect
+        reuse = ({"calibration_cache_path": os.path.join(work, "calibration.json")}
+                 if "calibration_cache_path" in inspect.signature(qz.quantize_static).parameters else {})
 
         def quantize(path: str, exclude=(), only=None) -> None:
             with _quiet_root_logger():
@@ -123,8 +126,7 @@ def quantize_checked(fp32_path: str, out: str, calib_x: torch.Tensor, val_x: tor
                                    per_channel=True, reduce_range=settings["reduce_range"],
                                    activation_type=qz.QuantType.QInt8 if settings["activations"] == "int8"
                                    else qz.QuantType.QUInt8, weight_type=qz.QuantType.QInt8,
-                                   nodes_to_exclude=list(exclude) or None, nodes_to_quantize=only,
-                                   calibration_cache_path=cache)
+                                   nodes_to_exclude=list(exclude) or None, nodes_to_quantize=only, **reuse)
 
         progress(f"int8: calibrating on {len(calib_x)} training images")
         ref = logits_of(fp32_path, val_x)
