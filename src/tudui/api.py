@@ -1,25 +1,44 @@
-"""The public Python API; every CLI command is a thin layer over one of these."""
+"""The public Python API (the façade): every CLI command is a thin layer over one of these. It wires what the
+layers below offer: the engine trains with the callbacks given here (TensorBoard summary pages, --report)."""
 from __future__ import annotations
 
-from typing import Optional
+import os
+from typing import Optional, Sequence
 
 from torch import nn
 
-from .config import TrainConfig, resolve
+from .config import TrainConfig, resolve, resolve_resume
+from .engine.evaluate import evaluate_model, prepare_evaluation
+from .engine.hooks import Callback
+from .engine.lr_find import lr_range_test
+from .engine.optim import build_loss
+from .engine.signals import TrainingInterrupted
+from .engine.trainer import PeerFailed, Trainer, TrainResult, load_resume
+from .export.engine import open_engine
+from .infer import iter_predictions, open_predictor
+from .infer import predict_to_file as _predict_to_file
+from .infer.stream import check_paths, output_format
+from .report import report
+
+__all__ = ["train", "evaluate", "predict", "predict_to_file", "report", "preview", "lr_find", "bench", "load_resume",
+           "TrainResult", "TrainingInterrupted", "PeerFailed"]
 
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
-          progress: bool = True, cfg: Optional[TrainConfig] = None, resume: Optional[str] = None, **options):
-    """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history).
+          progress: bool = True, cfg: Optional[TrainConfig] = None, resume: Optional[str] = None,
+          callbacks: Sequence[Callback] = (), verify: bool = True, unsafe_load: bool = False,
+          **options) -> TrainResult:
+    """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history, status).
 
     data: a built-in name, a folder/CSV path, or a map-style Dataset of (image, label).
     model: a model name (str) or your own nn.Module. Any config key may be passed as a keyword.
     resume: a run's last.pt (or its folder) to continue exactly; keywords may then change only `epochs`
-    and settings that do not alter the computation (device, workers, patience, ...).
+    and settings that do not alter the computation (device, workers, patience, ...). verify / unsafe_load:
+    how that checkpoint is read (see checkpoint.load).
+    callbacks: tudui.engine.hooks.Callback objects (on_fit_start, on_epoch_end -> stop, on_fit_end).
+    With report=True the HTML report is written when the run ends, also when it is interrupted
+    (result.report: its path; an interrupted run raises TrainingInterrupted after writing it).
     """
-    from .config import resolve_resume
-    from .engine.trainer import Trainer, load_resume
-
     overrides = dict(options)
     user_model = None
     if isinstance(model, nn.Module):
@@ -31,24 +50,18 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
         overrides["data"] = data
     elif data is not None:
         data_obj = data
-    ck = load_resume(resume) if resume is not None else None
+    ck = load_resume(resume, verify=verify, unsafe_load=unsafe_load) if resume is not None else None
     if cfg is None:
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
+    from .report.summary import RunReport, TensorBoardSummary  # import-time cost: matplotlib, for `import tudui`
+    hooks = [TensorBoardSummary(), *callbacks]
+    run_report = RunReport(model=user_model, data=data_obj, device=cfg.device) if cfg.report else None
+    if run_report is not None:
+        hooks.append(run_report)
     result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
-                     resume=ck).fit()
-    if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
-        result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
+                     resume=ck, callbacks=hooks).fit()
+    result.report = run_report.path if run_report is not None else None
     return result
-
-
-def write_run_report(result, model: Optional[nn.Module] = None, data=None, device: str = "cpu") -> Optional[str]:
-    """`--report`: the HTML report of a finished run (its best.pt on its held-out split). A run trained on a
-    Python Dataset passes that dataset again. -> the page's path."""
-    from .engine.runlog import say
-    from .report import report
-    path = report(result.run_dir, data=data, model=model, device=device)
-    say(f"report:     {path}")
-    return path
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
@@ -57,9 +70,6 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint (or an
     exported .onnx / TorchScript file) on a split (by default the held-out split of the data it was trained on).
     verify / unsafe_load: see checkpoint.load."""
-    from .engine.evaluate import evaluate_model
-    from .engine.optim import build_loss
-
     clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download,
                                                      verify=verify, unsafe_load=unsafe_load)
     result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
@@ -68,19 +78,54 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     return result
 
 
-def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
-                       tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
-                       download: bool = False, *, verify: bool = True, unsafe_load: bool = False) -> tuple:
-    """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
-    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
-    from .data.pipeline import prepare
-    from .infer import open_predictor
-    from .infer.rundata import run_source
+def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,
+            workers: Optional[int] = None, *, verify: bool = True, unsafe_load: bool = False,
+            engine: str = "torch") -> list:
+    """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs. checkpoint: a tudui
+    checkpoint or run folder, an exported .onnx, .pt2 or TorchScript file, or a loaded Classifier/Predictor. A
+    file that cannot be read gives {'path', 'error': reason} in its place (reported once, never fatal for the
+    others); a path that does not exist, or a folder without images, is an error. verify / unsafe_load: see
+    checkpoint.load. engine='onnx': run a checkpoint through onnxruntime (exported and checked at start)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    predictor = open_engine(checkpoint, engine, device=device, verify=verify, unsafe_load=unsafe_load)
+    return list(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers,
+                                 on_error="row"))
 
-    clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
-                         verify=verify, unsafe_load=unsafe_load)
-    cfg, source = run_source(clf, data, data_dir=data_dir, download=download)
-    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
-    use_tta = cfg.tta if tta is None else tta
-    cfg.label_smoothing = 0.0
-    return clf, cfg, prepared, use_tta
+
+def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64, workers: Optional[int] = None,
+                    device: str = "cpu", progress: bool = True, *, verify: bool = True, unsafe_load: bool = False,
+                    engine: str = "torch") -> dict:
+    """tudui.infer.predict_to_file (rows streamed to a .csv or .jsonl file as they are computed), with
+    engine='onnx' as in predict()."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    output_format(out)
+    check_paths(paths)  # a mistyped folder fails before the model is exported
+    if engine != "torch":
+        model = open_engine(model, engine, device=device, verify=verify, unsafe_load=unsafe_load)
+    return _predict_to_file(model, paths, out, topk=topk, batch_size=batch_size, workers=workers, device=device,
+                            progress=progress, verify=verify, unsafe_load=unsafe_load)
+
+
+def bench(checkpoint, formats=None, **options) -> dict:
+    """Every format a checkpoint can run in, measured on this machine (tudui.bench.api.bench: latency at batch
+    1, throughput, file size, top-1 on the run's validation split; options: threads, batch, latency_runs,
+    seconds, calibration, val_limit, data, keep, verify, unsafe_load)."""
+    from .bench import bench as _bench
+    return _bench(checkpoint, formats, **options)
+
+
+def lr_find(cfg: TrainConfig, plot: Optional[str] = None, **options) -> dict:
+    """The learning-rate range test (engine.lr_find.lr_range_test; options: start_lr, end_lr, steps, progress,
+    model, data) -> its result; with plot=PATH also the loss-against-lr PNG there (result["plot"])."""
+    r = lr_range_test(cfg, **options)
+    if plot:
+        from .report.figures import lr_find as lr_find_figure, save_png  # import-time cost: matplotlib
+        os.makedirs(os.path.dirname(os.path.abspath(plot)), exist_ok=True)
+        r["plot"] = save_png(lr_find_figure(r["lrs"], r["losses"], r["suggested_lr"]), plot)
+    return r
+
+
+def preview(data=None, **options) -> str:
+    """A grid of augmented training samples as a PNG (and in TensorBoard); see tudui.report.preview.preview."""
+    from .report.preview import preview as _preview  # import-time cost: matplotlib
+    return _preview(data, **options)

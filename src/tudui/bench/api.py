@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from typing import Callable, Optional
 
 import torch
 
+from ..console import say
 from ..errors import ConfigError
 from . import measure
 from .runners import BUILDERS, FORMATS, Build, Skip
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_formats(formats) -> list:
@@ -50,7 +46,7 @@ def machine(threads: int) -> dict:
 def bench(checkpoint, formats=None, *, threads: Optional[int] = None, batch: int = 64, latency_runs: int = 100,
           seconds: float = 3.0, calibration: int = 256, val_limit: Optional[int] = None, data=None,
           keep: Optional[str] = None, verify: bool = True, unsafe_load: bool = False,
-          progress: Callable[[str], None] = _say) -> dict:
+          progress: Callable[[str], None] = say) -> dict:
     """Measure each format (see bench.runners.FORMATS; default all) of a checkpoint on this CPU.
 
     Latency: milliseconds per call at batch 1 (p50, p99 over up to `latency_runs` calls, about `seconds` each);

@@ -100,7 +100,7 @@ def torchscript(b: Build) -> Runner:
 
 
 def pt2(b: Build) -> Runner:
-    from ..infer.open import load_pt2
+    from ..infer.pt2 import load_pt2
     path, _ = b.exported("pt2")
     model, _ = load_pt2(path)
     return Runner(_torch_fn(model), path, "ExportedProgram.module() in eager PyTorch")

@@ -51,7 +51,7 @@ def table(r: dict) -> str:
 
 
 def run(args):
-    from ..bench import bench
+    from ..api import bench
     r = bench(args.checkpoint, args.formats, threads=args.threads, batch=args.batch, latency_runs=args.latency_runs,
               seconds=args.seconds, calibration=args.calibration, val_limit=args.val_limit, data=args.data,
               keep=args.keep, verify=args.verify, unsafe_load=args.unsafe_load)

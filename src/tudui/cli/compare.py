@@ -12,6 +12,7 @@ def add_parser(sub, name):
 
 
 def run(args):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..report.runs import compare, config_diff, read_config, resolve_run
     path = compare(args.runs, out=args.out)
     if path.lower().endswith(".png"):  # the table goes to the terminal

@@ -11,6 +11,7 @@ mid-epoch and replay exactly.
 from __future__ import annotations
 
 import os
+import random
 import sys
 from typing import Iterator, Optional
 
@@ -18,14 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
-from .augment import BatchAugment, batch_seed
-from .images import failure_reason
+from .augment import batch_seed, BatchAugment
+from .images import failure_reason, open_image, to_mode
 from .preprocess import build_transforms, normalize_batch, stats_tensors
 from .splits import ArraySplit, FileSplit, Split
-
-
-def _warn(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def decode_workers(split: Split, workers: int = 0) -> int:
@@ -55,7 +52,7 @@ def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = 
     ds = _DecodeDataset(split, channels, size, tolerant=True)
     # workers hand back one stacked tensor per chunk: one shared-memory transfer, not one per image
     dl = DataLoader(ds, batch_size=256, num_workers=workers, collate_fn=_stack_decoded)
-    from tqdm import tqdm
+    from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
     bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, leave=False, disable=n < 2000)
     for good, imgs, failed in dl:
         bad += [f"{split.describe(i)}: {reason}" for i, reason in failed]
@@ -97,7 +94,6 @@ class _DecodeDataset(Dataset):
 
 class BatchLoader:
     """Iterates (x, y) on `device`: x normalized float (B, C, H, W), y int64 (B,)."""
-
     def __init__(self, *, targets: torch.Tensor, batch_size: int, pre: dict, device, seed: int = 0,
                  shuffle: bool = False, augment: Optional[BatchAugment] = None, sample_weights=None,
                  channels_last: bool = False, images: Optional[torch.Tensor] = None,
@@ -198,7 +194,6 @@ class BatchLoader:
 
 class TransformLoader(BatchLoader):
     """The course's way, kept for explicit `transforms:` in a config: torchvision transforms per image."""
-
     def __init__(self, *, split: Split, transform_spec: list, channels: int, **kw):
         super().__init__(split=split, **kw)
         self.tf = build_transforms(transform_spec)
@@ -244,7 +239,6 @@ class _TransformDataset(Dataset):
         if seed is None:
             out = self.tf(img)
         else:
-            import random
             py_state = random.getstate()
             try:
                 with torch.random.fork_rng(devices=[]):
@@ -258,8 +252,7 @@ class _TransformDataset(Dataset):
         return out
 
     def _image(self, i):
-        from .images import open_image, to_mode
-        from PIL import Image
+        from PIL import Image  # import-time cost: Pillow, only when images are decoded
         if isinstance(self.split, FileSplit):
             return to_mode(open_image(self.split.paths[i]), self.channels)
         t = self.split.decode(i, self.channels, None)

@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from ..infer.open import TORCHSCRIPT_META as META_FILE  # the same extra file name as TorchScript: one definition
+from ..infer.pt2 import META_FILE  # the reader's name for the extra file: one definition
 from .common import ExportError
 from .onnx_export import quiet
 
@@ -24,7 +24,7 @@ def write_pt2(program, path: str, meta: dict) -> None:
 
 
 def check_pt2(path: str, net: torch.nn.Module, inputs: torch.Tensor) -> dict:
-    from ..infer.open import load_pt2
+    from ..infer.pt2 import load_pt2
     try:
         loaded, _ = load_pt2(path)
     except Exception as e:  # noqa: BLE001 - whatever torch.export.load raises: the file is not kept

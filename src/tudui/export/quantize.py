@@ -12,21 +12,18 @@ import contextlib
 import logging
 import os
 import platform
-import sys
+import io
 import tempfile
 from typing import Callable
 
 import torch
 
 from ..infer.onnx_model import OnnxModule, open_session, require
+from ..console import say
 from .common import ExportError
 
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 SEARCH_IMAGES = 256  # validation images whose logits rank the layers
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def cpu_settings() -> dict:
@@ -93,7 +90,7 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 def quantize_checked(fp32_path: str, out: str, calib_x: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
                      *, max_drop: float = 1.0, force: bool = False, max_float_layers: int = 3,
-                     progress: Callable[[str], None] = _say) -> dict:
+                     progress: Callable[[str], None] = say) -> dict:
     """Quantize `fp32_path` into `out` and measure it. Raises ExportError (one line) when the accuracy drop in
     points exceeds max_drop and force is False; `out` is then not written.
     -> {'accuracy_fp32', 'accuracy_int8', 'drop', 'float_layers', 'calibration_images', 'val_images', ...}"""
@@ -106,12 +103,8 @@ def quantize_checked(fp32_path: str, out: str, calib_x: torch.Tensor, val_x: tor
     work = tempfile.mkdtemp(prefix="tudui-int8-")
     try:
         pre = os.path.join(work, "pre.onnx")
-        with open(os.devnull, "w") as null:
-            stdout, sys.stdout = sys.stdout, null  # quant_pre_process prints on stdout, which carries --json
-            try:
-                quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
-            finally:
-                sys.stdout = stdout
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints on stdout, which carries --json
+            quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
         graph = onnx.load(pre)
         input_name = graph.graph.input[0].name
         candidates = [n for n in graph.graph.node if n.op_type in QUANTIZED_OPS]
@@ -204,7 +197,7 @@ def with_metadata(path: str, extra: dict) -> None:
 
 def int8_from_run(clf, fp32_path: str, out: str, *, calibration: int = 256, max_drop: float = 1.0,
                   force: bool = False, max_float_layers: int = 3, seed: int = 0, data=None,
-                  progress: Callable[[str], None] = _say) -> dict:
+                  progress: Callable[[str], None] = say) -> dict:
     """The checked float32 file of a checkpoint -> the int8 file at `out`: calibration images are a seeded sample
     of the run's training split, the accuracy is measured on its validation split, both through the
     checkpoint's own preprocessing (no augmentation, no TTA)."""

@@ -187,7 +187,7 @@ def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64,
     k = max(1, min(int(topk), len(predictor.classes)))
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
         bar = tqdm(total=count_files(paths), unit="img", file=sys.stderr, dynamic_ncols=True, desc="predict")
     t0 = time.perf_counter()
     n = failed = 0

@@ -7,7 +7,7 @@
     GET  /classes          the class names, in index order
     GET  /health           liveness (never needs the token)
     GET  /                 the page (choose, drop or paste an image; the top-k as bars)
-    GET  /docs             OpenAPI docs (/openapi.json)
+    GET  /docs             OpenAPI docs (/openapi.json), their scripts served locally (/docs-static/)
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import secrets
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from ..version import __version__
 from .batcher import MicroBatcher
 from .guards import ClientError, bombs_are_errors, check_uploads, decode_upload, read_uploads
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_BYTES, MAX_FILES, MAX_PIXELS, MAX_TOPK
@@ -96,8 +98,9 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
         yield
         await batcher.close()
 
-    from .. import __version__
-    app = FastAPI(title="tudui", version=__version__, lifespan=lifespan,
+    # /docs and /redoc with Swagger UI's and ReDoc's scripts served from the fastapi-offline package, not a CDN:
+    # the page works offline
+    app = FastAPIOffline(title="tudui", version=__version__, lifespan=lifespan, static_url="/docs-static",
                   description=f"Image classification with a tudui model ({model_name(model)}, "
                               f"{len(classes)} classes).")
     app.state.model = model
