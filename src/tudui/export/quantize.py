@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import logging
 import os
 import platform
-import io
 import tempfile
 from typing import Callable
 
 import torch
 
-from ..infer.onnx_model import OnnxModule, open_session, require
 from ..console import say
+from ..infer.onnx_model import OnnxModule, open_session, require
 from .common import ExportError
 
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
