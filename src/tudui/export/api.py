@@ -77,8 +77,8 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     example = check_x[:2].clone()  # batch 2: torch.export specializes a dimension of size 1
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp" + (".pt2" if fmt == "pt2" else ""),
-                               dir=folder)  # torch.export.save wants the .pt2 suffix
+    suffix = ".tmp" + (".pt2" if fmt == "pt2" else "")  # torch.export.save wants the .pt2 suffix
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=suffix, dir=folder)
     os.close(fd)
     try:
         if fmt == "onnx":
