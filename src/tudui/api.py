@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from torch import nn
 
+from .audit import audit
 from .config import TrainConfig, resolve, resolve_resume
 from .engine.evaluate import evaluate_model, prepare_evaluation
 from .engine.hooks import Callback
@@ -20,7 +21,8 @@ from .infer import predict_to_file as _predict_to_file
 from .infer.stream import check_paths, output_format
 from .report import report
 
-__all__ = ["train", "evaluate", "predict", "predict_to_file", "report", "preview", "lr_find", "bench", "load_resume",
+__all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "bench",
+           "load_resume",
            "TrainResult", "TrainingInterrupted", "PeerFailed"]
 
 

@@ -54,6 +54,11 @@ class TrainConfig:
     workers: int = _opt(0, "DataLoader worker processes for the stream loader")
     allow_outside: bool = _opt(False, "accept a labels CSV whose paths lead outside its folder (../, absolute "
                                       "paths, symlinks out); refused by default")
+    exclude: Optional[str] = _opt(None, "CSV with a path column: leave these images out of the run (e.g. an "
+                                        "audit's issues.csv); your files stay as they are")
+    relabel: Optional[str] = _opt(None, "CSV of path,label: train these images under another class")
+    decisions: Optional[str] = _opt(None, "CSV of path,action,label (keep/drop/relabel), as `tudui audit`'s page "
+                                          "saves it")
     # --- model ---
     model: str = _opt("tudui", "model name (see `tudui models`), timm:<name>, or package.module:Class")
     model_args: dict = _opt({}, "model arguments, KEY=VALUE (repeatable as --model-arg)", flag="model-arg")

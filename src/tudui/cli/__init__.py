@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": "compare",
     "serve": "serve",
     "export": "export_model",
+    "audit": "audit",
     "bench": "bench",
 }
 

@@ -33,6 +33,7 @@ class PreparedData:
     loader_reason: str = ""
     skipped: list = field(default_factory=list)
     train_counts: list = field(default_factory=list)
+    decisions: Optional[dict] = None  # what --exclude / --relabel / --decisions changed (data.decisions)
 
 
 def ram_bytes() -> tuple:

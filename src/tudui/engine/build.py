@@ -12,6 +12,7 @@ import torch
 
 from .. import models
 from ..data import load_source
+from ..data.decisions import apply_config
 from ..data.pipeline import prepare
 from . import distributed
 from .ema import EMA, Lookahead
@@ -25,11 +26,14 @@ def build_data(cfg, dist, device, *, data=None, classes=None, val_data=None, own
     source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
                          allow_outside=cfg.allow_outside, seed=cfg.seed, val_split=cfg.val_split, classes=classes,
                          val_data=val_data)
+    # --exclude / --relabel / --decisions: drop or relabel single images (the trainer writes decisions.json)
+    source, decisions = apply_config(source, cfg, data if data is not None else cfg.data)
     if data is not None and not isinstance(data, (str, os.PathLike)):
         cfg.data = ""  # a Python Dataset: nothing a later `tudui eval` could reload by name
     if not own_model:
         source.channels = models.input_channels(cfg.model, source.channels)
     prepared = prepare(source, cfg, device)
+    prepared.decisions = decisions
     if dist.enabled:
         prepared.train.shard(dist.rank, dist.world)
         prepared.val.shard(dist.rank, dist.world)

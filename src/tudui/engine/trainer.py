@@ -291,6 +291,8 @@ class Trainer:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
             log.write_json("split.json", self.data.source.holdout)
+        if self.data.decisions is not None:
+            log.write_json("decisions.json", self.data.decisions)
         return log
 
     def _announce(self, resumed: bool) -> None:

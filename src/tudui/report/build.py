@@ -73,6 +73,20 @@ def _status(run_dir: Optional[str], history: list, ck: dict) -> Optional[dict]:
             "note": notes.get(st, ""), "info": info}
 
 
+def _decisions_fact(run_dir: Optional[str]) -> str:
+    """What --exclude / --relabel / --decisions changed in the run's data (its decisions.json)."""
+    path = os.path.join(run_dir, "decisions.json") if run_dir else None
+    if not path or not os.path.isfile(path):
+        return "none (trained on the data as it is)"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+        return (f"dropped {len(d['dropped'])} images and relabelled {len(d['relabelled'])} ({d.get('origin', '?')}); "
+                "listed in decisions.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "decisions.json is unreadable"
+
+
 def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] = None, top: int = 16,
            device: str = "cpu", tta: Optional[bool] = None, data_dir: Optional[str] = None, download: bool = False,
            model=None, cam: bool = True, verify: bool = True, unsafe_load: bool = False) -> str:
@@ -173,7 +187,8 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
                   if info.get("started") else "not recorded"),
                  ("report device", device_name(clf.device)),
                  ("report made by", this_command()),
-                 ("model pass over the split", f"{col.seconds:.2f}s (once; every section reuses it)")]
+                 ("model pass over the split", f"{col.seconds:.2f}s (once; every section reuses it)"),
+                 ("data decisions", _decisions_fact(run_dir))]
     command = info.get("command") or ("not recorded (the run predates tudui recording its command line)"
                                       if run_dir else "not recorded (a checkpoint without its run folder)")
     title = f"{run_dir and os.path.basename(os.path.normpath(run_dir)) or os.path.basename(ck_path)}"
