@@ -22,8 +22,7 @@ from .infer.stream import check_paths, output_format
 from .report import report
 
 __all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "bench",
-           "load_resume",
-           "TrainResult", "TrainingInterrupted", "PeerFailed"]
+           "load_resume", "TrainResult", "TrainingInterrupted", "PeerFailed"]
 
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,

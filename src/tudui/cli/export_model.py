@@ -59,7 +59,8 @@ def run(args):
     for note in r["warnings"]:
         print(f"warning: the tracer fixed a value computed from the input; check this line: {note}", file=sys.stderr)
     ties = f", {r['top1_ties']} top-1 ties within the tolerance" if r["top1_ties"] else ""
-    print(f"checked against PyTorch on {r['checked_inputs']} inputs at batch sizes "
+    what = "the float32 model " if r.get("int8") else ""
+    print(f"{what}checked against PyTorch on {r['checked_inputs']} inputs at batch sizes "
           f"{', '.join(map(str, r['batch_sizes']))}: largest difference {r['max_abs_diff']:.2g}{ties}", file=sys.stderr)
     q = r.get("int8")
     if q:
