@@ -13,7 +13,7 @@ _threads()
 from .version import __version__  # noqa: E402
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
-from .api import audit, evaluate, predict, train, tune  # noqa: E402
+from .api import audit, bench, evaluate, predict, train, tune  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import resolve_device  # noqa: E402
 from .engine.hooks import Callback, StopTraining  # noqa: E402
@@ -27,5 +27,5 @@ from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "audit", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",
-           "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor",
+           "resolve_device", "TuduiError", "import_pth", "report", "serve", "export", "open_predictor", "bench",
            "Callback", "StopTraining", "tune", "__version__"]

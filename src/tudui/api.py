@@ -15,13 +15,15 @@ from .engine.lr_find import lr_range_test
 from .engine.optim import build_loss
 from .engine.signals import TrainingInterrupted
 from .engine.trainer import PeerFailed, Trainer, TrainResult, load_resume
-from .infer import iter_predictions, open_predictor, predict_to_file
+from .export.engine import open_engine
+from .infer import iter_predictions, open_predictor
+from .infer import predict_to_file as _predict_to_file
+from .infer.stream import check_paths, output_format
 from .report import report
 from .tune import tune  # the search (Optuna, an optional extra, is imported only when it runs)
 
-__all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "tune",
-           "load_resume",
-           "TrainResult", "TrainingInterrupted", "PeerFailed"]
+__all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "bench",
+           "tune", "load_resume", "TrainResult", "TrainingInterrupted", "PeerFailed"]
 
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
@@ -79,16 +81,39 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
 
 
 def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,
-            workers: Optional[int] = None, *, verify: bool = True, unsafe_load: bool = False) -> list:
+            workers: Optional[int] = None, *, verify: bool = True, unsafe_load: bool = False,
+            engine: str = "torch") -> list:
     """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs. checkpoint: a tudui
-    checkpoint or run folder, an exported .onnx or TorchScript file, or a loaded Classifier/Predictor. A file
-    that cannot be read gives {'path', 'error': reason} in its place (reported once, never fatal for the others);
-    a path that does not exist, or a folder without images, is an error. verify / unsafe_load: see
-    checkpoint.load."""
+    checkpoint or run folder, an exported .onnx, .pt2 or TorchScript file, or a loaded Classifier/Predictor. A
+    file that cannot be read gives {'path', 'error': reason} in its place (reported once, never fatal for the
+    others); a path that does not exist, or a folder without images, is an error. verify / unsafe_load: see
+    checkpoint.load. engine='onnx': run a checkpoint through onnxruntime (exported and checked at start)."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    predictor = open_predictor(checkpoint, device=device, verify=verify, unsafe_load=unsafe_load)
+    predictor = open_engine(checkpoint, engine, device=device, verify=verify, unsafe_load=unsafe_load)
     return list(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers,
                                  on_error="row"))
+
+
+def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64, workers: Optional[int] = None,
+                    device: str = "cpu", progress: bool = True, *, verify: bool = True, unsafe_load: bool = False,
+                    engine: str = "torch") -> dict:
+    """tudui.infer.predict_to_file (rows streamed to a .csv or .jsonl file as they are computed), with
+    engine='onnx' as in predict()."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    output_format(out)
+    check_paths(paths)  # a mistyped folder fails before the model is exported
+    if engine != "torch":
+        model = open_engine(model, engine, device=device, verify=verify, unsafe_load=unsafe_load)
+    return _predict_to_file(model, paths, out, topk=topk, batch_size=batch_size, workers=workers, device=device,
+                            progress=progress, verify=verify, unsafe_load=unsafe_load)
+
+
+def bench(checkpoint, formats=None, **options) -> dict:
+    """Every format a checkpoint can run in, measured on this machine (tudui.bench.api.bench: latency at batch
+    1, throughput, file size, top-1 on the run's validation split; options: threads, batch, latency_runs,
+    seconds, calibration, val_limit, data, keep, verify, unsafe_load)."""
+    from .bench import bench as _bench
+    return _bench(checkpoint, formats, **options)
 
 
 def lr_find(cfg: TrainConfig, plot: Optional[str] = None, **options) -> dict:

@@ -98,7 +98,8 @@ class TrainConfig:
                                  "whose decay per step grows as D*(t/T)^3 over the run, and end on the average "
                                  "(airbench uses 0.95); 0 = off")
     lookahead_every: int = _opt(5, "steps between lookahead averages")
-    amp: str = _opt("none", "mixed precision", ["none", "bf16", "fp16"])
+    amp: str = _opt("none", "mixed precision; auto: bf16 where the CPU or GPU computes bf16 natively "
+                           "(AVX512-BF16, AMX, ARM BF16, CUDA bf16), fp32 elsewhere", ["none", "bf16", "fp16", "auto"])
     channels_last: Optional[bool] = _opt(None, "channels_last memory format (default: on when training tudui's or "
                                               "torchvision's models on a CPU, where convolutions run 10-40% faster)")
     compile: bool = _opt(False, "torch.compile the model")

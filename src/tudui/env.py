@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from .device import cpu_name, mps_available, resolve_device
+from .device import auto_amp, cpu_name, mps_available, resolve_device
 from .engine.distributed import backends
 from .threads import describe as describe_wait_policy
 
@@ -17,6 +17,7 @@ def env_info() -> dict:
     import torchvision  # import-time cost: seconds, only for `tudui env`
 
     cuda = torch.cuda.is_available()
+    amp, amp_why = auto_amp(resolve_device("auto"))
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -29,5 +30,7 @@ def env_info() -> dict:
         "cpu_threads": torch.get_num_threads(),
         "omp_wait_policy": describe_wait_policy(),
         "auto_device": str(resolve_device("auto")),
+        "amp_auto": "bf16" if amp == "bf16" else "fp32",
+        "amp_auto_reason": amp_why,
         "distributed_backends": [k for k, ok in backends().items() if ok],
     }

@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "export_model",
     "audit": "audit",
     "tune": "tune",
+    "bench": "bench",
 }
 
 

@@ -23,3 +23,9 @@ def add_load_flags(p):
 
 def add_device(p, default="cpu"):
     p.add_argument("--device", default=default, help=f"auto, cpu, cuda, cuda:N or mps (default: {default})")
+
+
+def add_engine(p):
+    p.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                   help="what runs a checkpoint: torch (default) or onnx (onnxruntime: the checkpoint is exported "
+                        "in memory and checked against PyTorch at start; needs the export extra)")

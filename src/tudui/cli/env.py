@@ -20,7 +20,8 @@ def run(args):
             ("torchvision", info["torchvision"]),
             ("cuda available", f"{info['cuda_available']}" + (f" (CUDA {info['cuda_version']})" if info["cuda_available"] else "")),
             ("gpus", ", ".join(info["gpus"]) or "none"), ("mps available", info["mps_available"]),
-            ("cpu threads", info["cpu_threads"]), ("--device auto picks", info["auto_device"]),
+            ("cpu threads", info["cpu_threads"]),
+            ("--amp auto picks", f"{info['amp_auto']} ({info['amp_auto_reason']})"), ("--device auto picks", info["auto_device"]),
             ("distributed", ", ".join(info["distributed_backends"]) or "not available in this torch build")]
     for k, v in rows:
         print(f"{k:<20} {v}")

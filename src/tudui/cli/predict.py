@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_device, add_load_flags, print_json
+from .common import add_device, add_engine, add_load_flags, print_json
 
 
 def add_parser(sub, name):
@@ -22,6 +22,7 @@ def add_parser(sub, name):
                    help="threads decoding images ahead of the model (default: up to 4; 0 decodes in the main thread)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="with --out: no progress bar on stderr")
+    add_engine(p)
     add_device(p)
     add_load_flags(p)
     return p
@@ -36,7 +37,7 @@ def run(args):
         from ..api import predict_to_file
         r = predict_to_file(args.checkpoint, args.paths, args.out, topk=args.topk, batch_size=args.batch_size,
                             workers=args.workers, device=args.device, progress=args.progress,
-                            verify=args.verify, unsafe_load=args.unsafe_load)
+                            verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine)
         rate = r["images"] / r["seconds"] if r["seconds"] > 0 else 0.0
         note = f"; {r['failed']} could not be read (see the error column)" if r["failed"] else ""
         print(f"wrote {r['images']} rows to {r['out']} in {r['seconds']:.1f} s ({rate:.0f} images/s){note}",
@@ -46,7 +47,7 @@ def run(args):
         return 0
     from ..api import predict
     results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device, batch_size=args.batch_size,
-                      workers=args.workers, verify=args.verify, unsafe_load=args.unsafe_load)
+                      workers=args.workers, verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine)
     if results and all("error" in r for r in results):  # nothing could be read: a user mistake, exit 2
         from ..errors import DataError
         first = results[0]

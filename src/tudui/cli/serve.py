@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .common import add_device, add_load_flags
+from .common import add_device, add_engine, add_load_flags
 
 
 def add_parser(sub, name):
@@ -32,6 +32,7 @@ def add_parser(sub, name):
                    help="torch threads for the model (default: the machine's cores, at most 4)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level; 'warning' drops the line per request (default info)")
+    add_engine(p)
     add_device(p)
     add_load_flags(p)
     return p
@@ -42,5 +43,5 @@ def run(args):  # import-time cost: a command loads its code only when it runs (
     serve(args.checkpoint, host=args.host, port=args.port, token=args.token, max_bytes=args.max_bytes,
           max_pixels=args.max_pixels, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
           max_files=args.max_files, threads=args.threads, device=args.device,
-          log_level=args.log_level, verify=args.verify, unsafe_load=args.unsafe_load)
+          log_level=args.log_level, verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine)
     return 0

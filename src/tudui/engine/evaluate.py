@@ -7,11 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import from_checkpoint_dict
-from ..data import load_source
 from ..data.pipeline import prepare
-from ..errors import DataError
 from ..infer import open_predictor
+from ..infer.rundata import run_source
 from .metrics import confusion_matrix, summary, topk_hits
 
 
@@ -79,18 +77,7 @@ def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, devic
     config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
     clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
                          verify=verify, unsafe_load=unsafe_load)
-    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
-    cfg.device = str(clf.device)
-    spec = data if data is not None else cfg.data
-    if not spec:  # e.g. a checkpoint made by `tudui import` from a bare .pth
-        raise DataError("the checkpoint records no data it can reload (imported, or trained on a Python Dataset); "
-                        "pass the data to evaluate on with --data")
-    source = load_source(spec, data_dir=data_dir or cfg.data_dir, download=download, seed=cfg.seed,
-                         allow_outside=cfg.allow_outside,
-                         val_split=cfg.val_split)
-    if list(source.classes) != list(clf.classes):
-        raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")
-    source.channels = clf.preprocess["channels"]
+    cfg, source = run_source(clf, data, data_dir=data_dir, download=download)
     prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
     use_tta = cfg.tta if tta is None else tta
     cfg.label_smoothing = 0.0

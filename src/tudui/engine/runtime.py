@@ -35,7 +35,12 @@ def use_channels_last(cfg, model_spec: dict, device: torch.device) -> bool:
 
 
 def amp_dtype(kind: str, device: torch.device) -> Optional[torch.dtype]:
-    """--amp bf16|fp16 -> autocast dtype, or None (fp32) with a notice where the device can't do it."""
+    """--amp bf16|fp16|auto -> autocast dtype, or None (fp32) with a notice where the device can't do it.
+    auto: bf16 where the device computes it natively (device.auto_amp), fp32 elsewhere; the run log says which."""
+    if kind == "auto":
+        from ..device import auto_amp
+        kind, why = auto_amp(device)
+        say(f"amp: --amp auto -> {'bf16' if kind == 'bf16' else 'fp32'} ({why})")
     if kind == "none":
         return None
     dtype = torch.bfloat16 if kind == "bf16" else torch.float16

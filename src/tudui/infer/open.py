@@ -1,5 +1,5 @@
-"""open_predictor(path): a tudui checkpoint, an exported .onnx file or an exported TorchScript file; which
-file is which."""
+"""open_predictor(path): a tudui checkpoint, an exported .onnx file, a torch.export .pt2 file or an exported
+TorchScript file; which file is which."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,7 @@ import zipfile
 
 from .checkpoint import load
 from .predictor import Predictor
+from .pt2 import ExportedProgramPredictor, is_pt2
 from .torchscript import TorchScriptPredictor
 
 
@@ -26,14 +27,16 @@ def is_torchscript(path) -> bool:
 
 def open_predictor(source, device: str = "cpu", model=None, *, verify: bool = True,
                    unsafe_load: bool = False) -> Predictor:
-    """A Predictor from a tudui checkpoint (file or run folder), an exported .onnx (run by onnxruntime) or an
-    exported TorchScript file; a Predictor passes through. model: your nn.Module for a checkpoint of a model
+    """A Predictor from a tudui checkpoint (file or run folder), an exported .onnx (run by onnxruntime), a .pt2
+    (torch.export program, CPU) or an exported TorchScript file; a Predictor passes through. model: your nn.Module for a checkpoint of a model
     tudui cannot rebuild by itself. verify / unsafe_load apply to checkpoints (see checkpoint.load)."""
     if isinstance(source, Predictor):
         return source
     if is_onnx(source):
         from .onnx_model import OnnxPredictor  # optional dependency: onnxruntime (extra: export)
         return OnnxPredictor(os.fspath(source), device=device)
+    if is_pt2(source):
+        return ExportedProgramPredictor(os.fspath(source))
     if isinstance(source, (str, os.PathLike)) and is_torchscript(source):
         return TorchScriptPredictor(os.fspath(source), device=device)
     return load(source, model=model, device=device, verify=verify, unsafe_load=unsafe_load)

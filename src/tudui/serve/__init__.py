@@ -45,10 +45,11 @@ def is_loopback(host: str) -> bool:
 def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None = None,
           max_bytes: int | None = None, max_pixels: int | None = None, max_batch: int | None = None,
           batch_wait_ms: float | None = None, max_files: int | None = None, threads: int | None = None,
-          device: str = "cpu", log_level: str = "info", verify: bool = True, unsafe_load: bool = False) -> None:
+          device: str = "cpu", log_level: str = "info", verify: bool = True, unsafe_load: bool = False,
+          engine: str = "torch") -> None:
     """Serve a model (a checkpoint path, or a loaded predictor) until interrupted. token=None reads
     TUDUI_TOKEN; threads caps torch's threads (default: the cores, at most 4); verify/unsafe_load: how a
-    checkpoint is read (see tudui.checkpoint.load)."""
+    checkpoint is read (see tudui.checkpoint.load); engine='onnx' runs a checkpoint through onnxruntime."""
     require_serve_extra()
     import uvicorn  # optional dependency: uvicorn (extra: serve)
 
@@ -68,7 +69,8 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None
     torch.set_num_threads(int(threads) if threads else max(1, min(4, os.cpu_count() or 1)))
     predictor = model
     if isinstance(model, (str, os.PathLike)):
-        predictor = open_model(os.fspath(model), device=device, verify=verify, unsafe_load=unsafe_load)
+        predictor = open_model(os.fspath(model), device=device, verify=verify, unsafe_load=unsafe_load,
+                               engine=engine)
     limits = {k: v for k, v in (("max_bytes", max_bytes), ("max_pixels", max_pixels), ("max_batch", max_batch),
                                 ("batch_wait_ms", batch_wait_ms), ("max_files", max_files)) if v is not None}
     app = app_mod.create_app(predictor, token=token, **limits)
