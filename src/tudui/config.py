@@ -53,6 +53,9 @@ class TrainConfig:
     workers: int = _opt(0, "DataLoader worker processes for the stream loader")
     allow_outside: bool = _opt(False, "accept a labels CSV whose paths lead outside its folder (../, absolute "
                                       "paths, symlinks out); refused by default")
+    class_names: Optional[str] = _opt(None, "JSON or CSV file of display names (folder name or index -> name, "
+                                            "e.g. cat_to_name.json); kept in the checkpoint, shown by report, "
+                                            "predict and serve")
     # --- model ---
     model: str = _opt("tudui", "model name (see `tudui models`), timm:<name>, or package.module:Class")
     model_args: dict = _opt({}, "model arguments, KEY=VALUE (repeatable as --model-arg)", flag="model-arg")

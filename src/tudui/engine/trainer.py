@@ -21,6 +21,7 @@ from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
 from .ema import EMA, Lookahead
+from .facts import run_facts
 from .evaluate import evaluate_model
 from .optim import build_loss, build_optimizer, build_scheduler
 from .progressive import resize_batch, train_side
@@ -48,10 +49,16 @@ class TrainResult:
     classes: list = field(default_factory=list)
     stopped_early: bool = False
     rank: int = 0  # under torchrun: this process's rank (rank 0 wrote the run folder)
+    best_epoch: Optional[int] = None  # the epoch best.pt holds (None: best.pt is a copy of last.pt)
 
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict:
+        """The history row of the epoch saved as best.pt (the final row when best.pt is a copy of last.pt)."""
+        return next((r for r in self.history if r["epoch"] == self.best_epoch), self.final)
 
 
 class Trainer:
@@ -85,6 +92,8 @@ class Trainer:
         pre = self.data.pre
         self.classes = self.data.classes
         n_cls = len(self.classes)
+        # what the checkpoint tells predict, report and serve besides the weights (see facts.py)
+        self.facts = run_facts(cfg, self.classes, self.data.train, self.device)
 
         seed_everything(cfg.seed)  # model init independent of how much randomness data preparation used
         # by name or the user's module; weights (not when resuming), head marked, --freeze applied
@@ -274,7 +283,7 @@ class Trainer:
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
-                     extra=extra)
+                     extra=dict(extra or {}, **self.facts))
 
     def load_state(self, ck: dict) -> None:
         """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training. A checkpoint of a
@@ -407,8 +416,11 @@ class Trainer:
             log.close()
         if self.dist.main and not os.path.exists(best_path) and os.path.exists(last_path):
             ckpt_io.atomic_copy(last_path, best_path)
+        best_epoch = next((r["epoch"] for r in self.history
+                           if r.get(cfg.monitor) is not None and r[cfg.monitor] == self.best), None)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
-                           classes=self.classes, stopped_early=self.stopped_early, rank=self.dist.rank)
+                           classes=self.classes, stopped_early=self.stopped_early, rank=self.dist.rank,
+                           best_epoch=best_epoch)
 
 
 def train(cfg: TrainConfig, **kwargs) -> TrainResult:

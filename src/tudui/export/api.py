@@ -3,7 +3,7 @@ against PyTorch before it is reported done."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import time
 from typing import Optional
 
@@ -65,8 +65,8 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     example = check_x[:2].clone()  # batch 2: torch.export specializes a dimension of size 1
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
+    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 less the umask, as .pt (not mkstemp's 0600)
     try:
         if fmt == "onnx":
             from .onnx_export import DEFAULT_OPSET, check_onnx, to_onnx_proto, write_onnx

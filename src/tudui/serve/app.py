@@ -122,7 +122,13 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
             raise
         except Exception as e:  # the model refused an image that decoded: still this input's doing
             raise ClientError(400, f"cannot classify the image: {type(e).__name__}: {e}") from None
-        return [{"path": name, "topk": p} for (name, _), p in zip(uploads, preds)]
+        rows = [{"path": name, "topk": p} for (name, _), p in zip(uploads, preds)]
+        if hasattr(model, "input_note"):  # an image far outside the training images' brightness: say so
+            for row, image in zip(rows, images):
+                note = await run_in_threadpool(model.input_note, image)
+                if note:
+                    row["note"] = note
+        return rows
 
     topk_query = Query(default_topk, ge=1, le=MAX_TOPK,
                        description="how many classes to return (more than the model has returns them all)")
@@ -146,7 +152,7 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
 
     @app.get("/classes", summary="The class names in index order")
     async def get_classes():
-        return {"classes": classes, "model": model_name(model)}
+        return {"classes": classes, "model": model_name(model), "labels": list(getattr(model, "labels", classes))}
 
     @app.get("/health", summary="Liveness; needs no token")
     async def health():
