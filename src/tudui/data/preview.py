@@ -117,7 +117,8 @@ def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | N
         x, idx = _augmented_presets(split, order, n, cfg, source, image_size(cfg, source))
         how = f"--augment {cfg.augment}"
     labels = [source.classes[split.targets[i]] for i in idx]
-    grid = make_grid(x, labels)
+    from ..report.fonts import label  # with the grid below: the figure code lives in report/
+    grid = make_grid(x, [label(n, split.targets[i]) for n, i in zip(labels, idx)])
     out = os.path.expanduser(out)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)

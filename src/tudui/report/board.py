@@ -53,11 +53,13 @@ def _images(tb, trainer, top: int) -> None:
     from . import figures, grids
     from .cam import gradcam, why_no_cam
     from .collect import Collected, run_model
+    from .fonts import label
     from .sections import mistakes
     model = trainer.ema.module if trainer.ema is not None else trainer.model
     was = model.training
     logits, labels = run_model(model, trainer.data.val, tta=trainer.cfg.tta, amp_dtype=trainer.amp_dtype)
-    col = Collected(logits=logits, labels=labels, classes=list(trainer.classes), loader=trainer.data.val)
+    col = Collected(logits=logits, labels=labels, loader=trainer.data.val,
+                    classes=list(trainer.facts.get("class_names") or trainer.classes))
     step = trainer.epoch
     fig, _ = figures.confusion(col.confusion().numpy(), col.classes, normalize=True)
     tb.add_image("report/confusion_matrix", grids.to_array(fig), step, dataformats="HWC")
@@ -68,7 +70,8 @@ def _images(tb, trainer, top: int) -> None:
         cams = None
         if why_no_cam(model) is None:
             cams = list(gradcam(model, col.inputs(idx), [r["pred_index"] for r in rows]).numpy())
-        caps = [f"{r['true']} → {r['pred']} {r['prob']:.2f}" for r in rows]
+        caps = [f"{label(r['true'], r['true_index'])} → {label(r['pred'], r['pred_index'])} {r['prob']:.2f}"
+                for r in rows]
         fig = grids.prediction_grid(images, caps, cams, title="most confident mistakes (true → predicted)")
         tb.add_image("report/mistakes", grids.to_array(fig), step, dataformats="HWC")
     model.train(was)
