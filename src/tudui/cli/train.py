@@ -110,6 +110,9 @@ def run(args):
     print(f"see it:     tensorboard --logdir {shlex.quote(os.path.abspath(cfg.out))}   (or: tudui board {shlex.quote(cfg.out)})",
           file=sys.stderr)
     print(f"try it:     tudui predict {shlex.quote(result.best_path)} IMAGE...", file=sys.stderr)
+    from ..engine.advice import next_steps
+    for line in next_steps(cfg, result.best.get("val_acc")):
+        print(line, file=sys.stderr)
     if cfg.report:
         from ..api import write_run_report
         write_run_report(result, device=cfg.device)
