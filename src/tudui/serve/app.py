@@ -4,7 +4,7 @@
                            -> {"path": NAME, "topk": [{"label", "index", "prob"}, ...]}: `tudui predict --json`'s
                            entry for that image, NAME being the upload's file name
     POST /predict/batch    several files in one multipart body -> a list of such entries, in upload order
-    GET  /classes          the class names, in index order
+    GET  /classes          the class names in index order, and the labels answers carry (--class-names)
     GET  /health           liveness (never needs the token)
     GET  /                 the page (choose, drop or paste an image; the top-k as bars)
     GET  /docs             OpenAPI docs (/openapi.json)
