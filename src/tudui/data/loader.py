@@ -22,6 +22,7 @@ from .augment import BatchAugment, batch_seed
 from .images import failure_reason
 from .preprocess import build_transforms, normalize_batch, stats_tensors
 from .splits import ArraySplit, FileSplit, Split
+from ..progress import progress_bar
 
 
 def _warn(msg: str) -> None:
@@ -55,8 +56,7 @@ def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = 
     ds = _DecodeDataset(split, channels, size, tolerant=True)
     # workers hand back one stacked tensor per chunk: one shared-memory transfer, not one per image
     dl = DataLoader(ds, batch_size=256, num_workers=workers, collate_fn=_stack_decoded)
-    from tqdm import tqdm
-    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, leave=False, disable=n < 2000)
+    bar = progress_bar(n, desc, n >= 2000, unit="img", leave=False)
     for good, imgs, failed in dl:
         bad += [f"{split.describe(i)}: {reason}" for i, reason in failed]
         if imgs is not None:

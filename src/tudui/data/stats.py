@@ -9,7 +9,6 @@ of one channel are exactly those of the images converted to L.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from .images import failure_reason, open_image, to_mode
 from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
+from ..progress import progress_bar
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 CHUNK = 4096  # images per step for in-memory arrays
@@ -127,8 +127,7 @@ def split_stats(split: Split, n_classes: int, channels: int, workers: int, desc:
         _array_pass(split, acc)
         return acc, []
     bad = []
-    from tqdm import tqdm
-    bar = tqdm(total=len(split), desc=desc, unit="img", file=sys.stderr, leave=False, disable=len(split) < 500)
+    bar = progress_bar(len(split), desc, len(split) >= 500, unit="img", leave=False)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding releases the GIL
         for start in range(0, len(split), 256):  # bounded: results never pile up in memory
             idx = range(start, min(start + 256, len(split)))

@@ -4,17 +4,16 @@ A good rate sits where the (smoothed) loss falls fastest, well below where it bl
 from __future__ import annotations
 
 import math
-import sys
 from typing import Optional
 
 import numpy as np
+
+from ..progress import progress_bar
 
 
 def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0,
                   beta: float = 0.98, progress: bool = True, model=None, data=None) -> dict:
     """-> {'lrs', 'losses' (smoothed), 'suggested_lr', 'min_loss_lr', 'stopped'}. Nothing is written."""
-    from tqdm import tqdm
-
     from ..errors import ConfigError
     from .trainer import Trainer
 
@@ -28,7 +27,7 @@ def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
     tr.model.train()
     lrs, losses, avg, best = [], [], 0.0, math.inf
     stopped = "end"
-    bar = tqdm(total=steps, desc="lr-find", file=sys.stderr, leave=False, disable=not progress)
+    bar = progress_bar(steps, "lr-find", progress, leave=False)
     batches = _endless(tr.data.train)
     for i in range(steps):
         lr = start_lr * (end_lr / start_lr) ** (i / (steps - 1))

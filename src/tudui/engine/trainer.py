@@ -20,6 +20,7 @@ from torch import nn
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..device import resolve_device
+from ..progress import progress_bar
 from .ema import EMA, Lookahead
 from .facts import run_facts
 from .evaluate import evaluate_model
@@ -206,8 +207,6 @@ class Trainer:
     def train_epoch(self, log: RunLog, last_path: str) -> float:
         """Run the rest of the current epoch (from self.position); returns its mean training loss.
         Saves last.pt mid-epoch every --save-every steps, and before stopping on a signal."""
-        from tqdm import tqdm
-
         self.model.train()
         if hasattr(self.model, "set_epoch"):  # e.g. fastnet stops training its whitening bias after N epochs
             self.model.set_epoch(self.epoch)
@@ -216,8 +215,8 @@ class Trainer:
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
         self.losses.start(pos["loss_sum"])
-        bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-                   file=sys.stderr, leave=False, disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(len(loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.progress,
+                           initial=pos["batch"], leave=False, dynamic_ncols=True)
         side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
         for b, (x, y) in enumerate(loader.iterate(self.epoch, start=pos["batch"]), pos["batch"]):
             if side:

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from typing import Iterator, Optional
 from ..data.images import failure_reason, is_image_file, open_image
 from ..errors import ConfigError, DataError
 from .open import open_predictor
+from ..progress import progress_bar
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -195,8 +195,7 @@ def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64,
     k = max(1, min(int(topk), len(predictor.classes)))
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=count_files(paths), unit="img", file=sys.stderr, dynamic_ncols=True, desc="predict")
+        bar = progress_bar(count_files(paths), "predict", unit="img", dynamic_ncols=True)
     t0 = time.perf_counter()
     n = failed = 0
     writer = RowWriter(out, k)
