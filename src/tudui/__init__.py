@@ -13,7 +13,7 @@ from .threads import apply_default_policy as _threads  # noqa: E402  (before any
 _threads()
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
-from .api import evaluate, train  # noqa: E402
+from .api import evaluate, predict, report, train  # noqa: E402  (predict, report: notebook-friendly results)
 from .classifier import Classifier, load  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .device import env_info, resolve_device  # noqa: E402
@@ -21,8 +21,6 @@ from .errors import TuduiError  # noqa: E402
 from .export import export  # noqa: E402  (the function; the package stays importable as tudui.export.api etc.)
 from .importer import import_pth  # noqa: E402
 from .infer import open_predictor  # noqa: E402
-from .predict import predict  # noqa: E402
-from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",

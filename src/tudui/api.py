@@ -1,12 +1,16 @@
 """The public Python API; every CLI command is a thin layer over one of these."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from torch import nn
 
 from .config import TrainConfig, from_checkpoint_dict, resolve
 from .errors import DataError
+from .predict import predict as _predict
+from .report import report as _report
+from .report.notebook import Evaluation, Predictions, ReportPage, TrainRun
 
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
@@ -39,7 +43,7 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
                      resume=ck).fit()
     if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
         result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
-    return result
+    return TrainRun.of(result)  # a notebook shows it as curves and numbers
 
 
 def write_run_report(result, model: Optional[nn.Module] = None, data=None, device: str = "cpu") -> Optional[str]:
@@ -66,7 +70,17 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
     result["split"] = split or "val"
     result["checkpoint"] = clf.meta.get("path")
-    return result
+    return Evaluation(result)  # a notebook shows it as metrics and the confusion matrix
+
+
+@functools.wraps(_predict)
+def predict(*args, **kwargs) -> list:
+    return Predictions(_predict(*args, **kwargs))  # a notebook shows thumbnails with their top classes
+
+
+@functools.wraps(_report)
+def report(*args, **kwargs) -> str:
+    return ReportPage(_report(*args, **kwargs))  # a notebook shows the page inline
 
 
 def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
