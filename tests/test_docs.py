@@ -92,13 +92,75 @@ def test_course_steps_are_one_click_from_the_nav(site):
                    if isinstance(item, dict) and "From the course to tudui" in item)
     pages = [list(e.values())[0] for e in section if isinstance(e, dict)]
     on_disk = sorted(str(p.relative_to(REPO / "docs")) for p in (REPO / "docs" / "course").glob("*.md")
-                     if p.name != "index.md")
+                     if p.name != "index.md" and not p.name.endswith(".zh.md"))
     assert sorted(pages) == on_disk
     titles = [list(e)[0] for e in section if isinstance(e, dict)]
     assert [int(t.split(".")[0]) for t in titles] == list(range(1, len(titles) + 1))
     index = (REPO / "docs" / "course" / "index.md").read_text(encoding="utf-8")
     linked = re.findall(r"\]\(([\w-]+\.md)\)", index)
     assert [f"course/{p}" for p in linked] == pages, "the course overview table and the nav disagree"
+
+
+def _switch(page: Path) -> dict:
+    """hreflang -> the page its language switch links to, resolved in the built site."""
+    html = page.read_text(encoding="utf-8")
+    return {lang: (page.parent / href / "index.html").resolve()
+            for href, lang in re.findall(r'<a href="([^"]*)" hreflang="([^"]*)"', html)}
+
+
+def test_chinese_edition(site):
+    """Every page of "From the course to tudui", the home page and Getting started have a Chinese edition
+    (docs/**/PAGE.zh.md) built under zh/, in the same place as the English page; each edition's language
+    switch links to the other; the other pages (the command reference included) are in the Chinese site too,
+    in English."""
+    english = ["index.md", "getting-started.md"] + sorted(
+        str(p.relative_to(REPO / "docs")) for p in (REPO / "docs" / "course").glob("*.md") if p.name.count(".") == 1)
+    for md in english:
+        assert (REPO / "docs" / md.replace(".md", ".zh.md")).is_file(), f"docs/{md} has no Chinese edition"
+        where = Path(md).with_suffix("")
+        where = where.parent if where.name == "index" else where            # the page's folder in the site
+        en, zh = site / where / "index.html", site / "zh" / where / "index.html"
+        assert zh.is_file(), f"the Chinese edition of docs/{md} was not built"
+        assert '<html lang="zh"' in zh.read_text(encoding="utf-8")
+        assert _switch(zh) == {"en": en.resolve(), "zh": zh.resolve()}, f"{zh}'s language switch"
+        assert _switch(en) == {"en": en.resolve(), "zh": zh.resolve()}, f"{en}'s language switch"
+    course = _text(site / "zh" / "course" / "index.html")
+    assert "从课程到 tudui" in course and "损失函数" in course          # the nav and the page are Chinese
+    train = site / "zh" / "reference" / "cli" / "train" / "index.html"
+    assert "--epochs" in _text(train) and _switch(train)["en"] == (site / "reference/cli/train/index.html").resolve()
+
+
+def _nav_titles(items) -> set:
+    titles = set()
+    for item in items:
+        if isinstance(item, dict):
+            for title, value in item.items():
+                titles.add(title)
+                if isinstance(value, list):
+                    titles |= _nav_titles(value)
+    return titles
+
+
+def test_nav_translations_name_real_titles():
+    """Each translated nav title is one the nav has (a renamed English title would silently lose its
+    translation), and every step of the course is translated."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    i18n = next(p["i18n"] for p in cfg["plugins"] if isinstance(p, dict) and "i18n" in p)
+    translations = next(lang["nav_translations"] for lang in i18n["languages"] if lang["locale"] == "zh")
+    titles = _nav_titles(cfg["nav"]) | {"Overview"}       # the hooks add Overview under Commands
+    assert set(translations) <= titles, f"not in the nav: {sorted(set(translations) - titles)}"
+    course = next(item["From the course to tudui"] for item in cfg["nav"]
+                  if isinstance(item, dict) and "From the course to tudui" in item)
+    assert _nav_titles(course) <= set(translations)
+
+
+def test_readme_editions_link_each_other():
+    english = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    chinese = (REPO / "README.zh-CN.md").read_text(encoding="utf-8").splitlines()
+    assert any("(README.zh-CN.md)" in line for line in english[:4]), "README.md's top lacks its Chinese edition's link"
+    assert any("(README.md)" in line for line in chinese[:4]), "README.zh-CN.md's top lacks the English edition's link"
 
 
 def _documented_keys(section: str) -> set:

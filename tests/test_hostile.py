@@ -131,3 +131,25 @@ def test_serve_answers_each_hostile_upload_with_4xx_and_keeps_serving(corpus, co
         assert c.get("/health").status_code == 200  # still serving
         good = next(p for p, _, e in files if e == "ok" and hostile.client_bytes(p))
         assert c.post("/predict", files={"file": ("x.jpg", hostile.client_bytes(good))}).status_code == 200
+
+
+def test_a_warned_bomb_is_refused_without_a_raw_warning(tmp_path, digits_run):
+    """144 megapixels: over Pillow's limit but under twice it, where Image.open *warns* (DecompressionBombWarning)
+    instead of raising. `stats` and `predict` report the file like any refused file; no Python warning reaches
+    stderr (issue 22). Child processes, so that pytest's own warning capture is not in the way."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+    folder = tmp_path / "imgs" / "a"
+    folder.mkdir(parents=True)
+    big = folder / "big.png"
+    big.write_bytes(hostile.png_header_only(12_000, 12_000))
+    Image.new("L", (8, 8), 128).save(folder / "ok.png")
+    (tmp_path / "imgs" / "b").mkdir()
+    Image.new("L", (8, 8), 30).save(tmp_path / "imgs" / "b" / "ok.png")
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    for args in (["stats", str(tmp_path / "imgs")], ["predict", str(digits_run.best_path), str(big), str(folder / "ok.png")]):
+        p = subprocess.run([sys.executable, "-m", "tudui", *args], capture_output=True, text=True, env=env, timeout=120)
+        assert "Warning" not in p.stderr and "warn(" not in p.stderr, p.stderr
+        assert "big.png" in p.stdout + p.stderr and "pixel limit" in p.stdout + p.stderr, (p.stdout, p.stderr)

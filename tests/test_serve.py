@@ -100,6 +100,22 @@ def test_classes_health_docs_page(client, model):
         assert client.get("/" + asset).status_code == 200
 
 
+def test_docs_page_works_offline(client):
+    """/docs and /redoc load every script and stylesheet from this server, none from a CDN (issue 22)."""
+    import re
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        urls += re.findall(r"""url: ?["']([^"']+)["']""", html) + re.findall(r"""spec-url=["']([^"']+)["']""", html)
+        assets = [u for u in urls if u.endswith((".js", ".css", ".png"))]
+        assert assets, html[:500]
+        for u in urls:
+            assert not u.startswith(("http:", "https:", "//")), f"{page} loads {u} from outside"
+        for u in assets:
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 1000, u
+
+
 def test_page_works_offline():
     """No external script, style, font or image: nothing on the page names another host."""
     for name in os.listdir(STATIC):

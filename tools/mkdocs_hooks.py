@@ -8,6 +8,9 @@
   `<!-- generated: recipes -->` (every recipe and the keys it sets).
 - Benchmarks: the result files of benchmarks/results/ are copied into the site, and figures are drawn
   from them with matplotlib (Agg) into images/bench/.
+- Languages: with the i18n plugin (mkdocs-static-i18n) the site is built once per language in one
+  `mkdocs build`; the generated pages are added after the plugin has sorted the files, under the
+  language's folder (`zh/reference/cli/...`), and know their other editions for the language switch.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import json
 import os
 import sys
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -238,7 +242,7 @@ SPEED_LABELS = {  # result file -> label in the figure; the lr sweep (cifar_spee
 }
 
 
-def cifar_speed_figure(paths: list[str]) -> bytes:
+def cifar_speed_figure(paths: tuple[str, ...]) -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -284,6 +288,8 @@ def on_config(config, **kwargs):
                 if title == COMMANDS_SECTION and isinstance(value, str):
                     items[i] = {title: [{"Overview": value}] + [{f"tudui {n}": f"{CLI_DIR}/{n}.md"} for n in cmds]}
                     return True
+                if title == COMMANDS_SECTION and value and value[0] == {"Overview": f"{CLI_DIR}/index.md"}:
+                    return True  # filled by this build's first language (the i18n plugin builds each language)
                 if isinstance(value, list) and fill(value):
                     return True
         return False
@@ -293,25 +299,66 @@ def on_config(config, **kwargs):
     return config
 
 
+def _languages(config) -> tuple[str, dict]:
+    """(the language being built, {each built language: its folder in the site}); ("", {"": ""}) without the
+    i18n plugin."""
+    i18n = config.plugins.get("i18n")
+    if i18n is None or i18n.current_language is None:
+        return "", {"": ""}
+    return i18n.current_language, {lang: "" if lang == i18n.default_language else lang + "/"
+                                   for lang in i18n.build_languages}
+
+
+def _generated(config, src_uri: str, **source) -> File:
+    """File.generated, a page placed in the folder of the language being built. A page also gets the attributes
+    the i18n plugin gives the pages it sorted (its locale, its edition in each language), which its language
+    switch reads. Assets stay at the site's root: every language's pages link to the one copy."""
+    lang, folders = _languages(config)
+    f = File.generated(config, src_uri, **source)
+    if not lang or not f.is_documentation_page():
+        return f
+    editions = {}
+    for language, folder in folders.items():
+        edition = f if language == lang else File.generated(config, src_uri, **source)
+        edition.dest_uri = folder + edition.dest_uri
+        editions[language] = edition
+    f.locale = f.locale_alternate_of = lang
+    f.alternates = editions
+    return f
+
+
+@event_priority(-200)  # after the i18n plugin (-100), which keeps only the docs_dir files of the language it builds
 def on_files(files, config, **kwargs):
     cmds = subcommands()
-    files.append(File.generated(config, f"{CLI_DIR}/index.md", content=commands_index(cmds)))
+    files.append(_generated(config, f"{CLI_DIR}/index.md", content=commands_index(cmds)))
     for name, (short, parser) in cmds.items():
         notes_path = os.path.join(config.docs_dir, "_cli", f"{name}.md")
         notes = None
         if os.path.isfile(notes_path):
             with open(notes_path, encoding="utf-8") as fh:
                 notes = fh.read()
-        files.append(File.generated(config, f"{CLI_DIR}/{name}.md", content=command_page(name, short, parser, notes)))
+        files.append(_generated(config, f"{CLI_DIR}/{name}.md", content=command_page(name, short, parser, notes)))
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
-        files.append(File.generated(config, "benchmarks/results/" + os.path.basename(path), abs_src_path=path))
+        files.append(_generated(config, "benchmarks/results/" + os.path.basename(path), abs_src_path=path))
     throughput = os.path.join(RESULTS, "throughput-epyc-quiet.json")
     if os.path.isfile(throughput):
-        files.append(File.generated(config, "images/bench/throughput.png", content=throughput_figure(throughput)))
-    speed = [p for p in sorted(glob.glob(os.path.join(RESULTS, "cifar_speed*.json")))]
+        files.append(_generated(config, "images/bench/throughput.png", content=_figure(throughput_figure, throughput)))
+    speed = tuple(sorted(glob.glob(os.path.join(RESULTS, "cifar_speed*.json"))))
     if speed:
-        files.append(File.generated(config, "images/bench/cifar_speed.png", content=cifar_speed_figure(speed)))
+        files.append(_generated(config, "images/bench/cifar_speed.png", content=_figure(cifar_speed_figure, speed)))
     return files
+
+
+_FIGURES: dict = {}
+
+
+def _figure(draw, paths) -> bytes:
+    """A figure drawn once per `mkdocs build` (or `mkdocs serve` rebuild, which loads the hooks afresh), though
+    each language's build asks for it."""
+    key = (draw.__name__, paths)
+    if key not in _FIGURES:
+        _FIGURES[key] = draw(paths)
+    return _FIGURES[key]
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
@@ -319,3 +366,27 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         if marker in markdown:
             markdown = markdown.replace(marker, make())
     return markdown
+
+
+@event_priority(-200)  # after the i18n plugin's page context
+def on_page_context(context, page, config, nav, **kwargs):
+    """The language switch links each page to its own other edition, by a relative link. The i18n plugin
+    (which runs before this hook) leaves the home pages' links absolute ("/zh/"), which break when the site
+    is opened from its files or served under a sub-path."""
+    alternates = getattr(page.file, "alternates", None)
+    # the plugin sets config.extra.alternate as an attribute (which the theme's template reads), not as an item
+    for entry in getattr(config.extra, "alternate", None) or [] if alternates else []:
+        edition = alternates.get(entry.get("lang"))
+        if edition is not None:
+            entry["link"] = edition.url
+    return context
+
+
+def on_template_context(context, template_name, config, **kwargs):
+    """The 404 page (served at any path, so its links are absolute) switches to each language's home page,
+    not to the editions of the page built last."""
+    i18n = config.plugins.get("i18n")
+    if template_name == "404.html" and i18n is not None:
+        config.extra.alternate = [{"name": lang.name, "link": lang.link, "lang": lang.locale}
+                                  for lang in i18n.config.languages if lang.build]
+    return context

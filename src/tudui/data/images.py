@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import warnings
 
 import numpy as np
 import torch
@@ -64,6 +66,28 @@ def check_pixels(path: str, im: Image.Image) -> None:
                                     "(a decompression bomb?); raise PIL.Image.MAX_IMAGE_PIXELS to allow it")
 
 
+_FILTER_LOCK = threading.Lock()  # warning filters are process-wide: one header parse changes them at a time
+
+
+def open_header(path, name: str) -> Image.Image:
+    """Image.open (the header only, no pixel decoded). An image between Pillow's limit and twice it makes
+    Image.open *warn* (DecompressionBombWarning) before check_pixels could refuse it: here that warning is an
+    UnreadableImage like any refused file, and no raw Python warning reaches the user's terminal."""
+    with _FILTER_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombWarning:
+            raise UnreadableImage(name, f"over the {Image.MAX_IMAGE_PIXELS:,}-pixel limit (a decompression "
+                                        "bomb?); raise PIL.Image.MAX_IMAGE_PIXELS to allow it") from None
+    try:
+        check_pixels(name, im)
+    except UnreadableImage:
+        im.close()
+        raise
+    return im
+
+
 def open_image(path) -> Image.Image:
     """Open and fully decode an image (a path, or a binary file object such as an upload), with EXIF
     orientation applied. Raises DataError naming the file (a file object's `name`, if it has one):
@@ -73,8 +97,7 @@ def open_image(path) -> Image.Image:
     if is_path:
         check_file(name)
     try:
-        with Image.open(path) as im:
-            check_pixels(name, im)
+        with open_header(path, name) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             return im.copy() if im is not None else im

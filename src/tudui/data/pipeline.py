@@ -96,16 +96,14 @@ def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
     upsampled to the folder default."""
     if not isinstance(split, FileSplit) or len(split) == 0:
         return None
-    from PIL import Image
-
-    from .images import check_file
+    from .images import check_file, open_header
     n = len(split)
     k = min(probe, n)
     sizes = set()
     for i in sorted({round(j * (n - 1) / max(1, k - 1)) for j in range(k)}):  # spread over the split
         try:
             check_file(split.paths[i])  # a FIFO named .jpg would block Image.open
-            with Image.open(split.paths[i]) as im:
+            with open_header(split.paths[i], split.paths[i]) as im:
                 sizes.add((im.height, im.width))
         except Exception:  # unreadable files are reported by the decode; here they only don't count
             continue

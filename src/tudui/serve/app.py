@@ -7,7 +7,7 @@
     GET  /classes          the class names in index order, and the labels answers carry (--class-names)
     GET  /health           liveness (never needs the token)
     GET  /                 the page (choose, drop or paste an image; the top-k as bars)
-    GET  /docs             OpenAPI docs (/openapi.json)
+    GET  /docs             OpenAPI docs (/openapi.json), their scripts served locally (/docs-static/)
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import secrets
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from .batcher import MicroBatcher
@@ -97,7 +98,9 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
         await batcher.close()
 
     from .. import __version__
-    app = FastAPI(title="tudui", version=__version__, lifespan=lifespan,
+    # /docs and /redoc with Swagger UI's and ReDoc's scripts served from the fastapi-offline package, not a CDN:
+    # the page works offline
+    app = FastAPIOffline(title="tudui", version=__version__, lifespan=lifespan, static_url="/docs-static",
                   description=f"Image classification with a tudui model ({model_name(model)}, "
                               f"{len(classes)} classes).")
     app.state.model = model
