@@ -118,6 +118,8 @@ def test_class_names_file_in_checkpoint_predict_report_serve(tmp_path, capsys):
     html = Path(tudui.report(str(best), top=2, cam=False)).read_text(encoding="utf-8")
     assert "蚂蚁" in html and "蜜蜂" in html and "training device" in html
     assert re.search(r"<dt>training device</dt><dd>cpu</dd>", html)  # the device used, not `auto`
+    exported = tudui.export(str(best), out=str(tmp_path / "m.ts"), format="torchscript")["path"]
+    assert tudui.open_predictor(exported).labels == ["蚂蚁", "蜜蜂"]  # the names travel with exported files
     from fastapi.testclient import TestClient
     from tudui.serve.app import create_app
     with TestClient(create_app(clf)) as c:
