@@ -1,6 +1,6 @@
 """The README tour's accuracy: `tudui train --epochs 3` on the digits at the default batch (64) and with the
-tour's `--batch-size 8`, over several seeds; the best.pt accuracy, the wall time of each run and the share of
-held-out images predicted with less than 0.2 (a model that says ~0.12 to everything). JSON on stdout.
+tour's `--batch-size 8`, over several seeds: best.pt's validation accuracy (and `tudui.evaluate`'s on the same
+file) and the wall time of each training run. JSON on stdout.
 
     python benchmarks/tour_accuracy.py --seeds 0,1,2,3,4 --save benchmarks/results/tour_accuracy.json
 """

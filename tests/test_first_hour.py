@@ -327,3 +327,13 @@ def test_low_accuracy_on_photos_suggests_fine_tuning(tmp_path):
     assert next_steps(resolve({"data": str(folder)}), 0.85) == []
     assert next_steps(resolve({"data": str(folder), "pretrained": True}), 0.65) == []
     assert next_steps(resolve({}), 0.5) == []  # the digits are no photo folder
+
+
+def test_log_file_gets_one_line_per_epoch_not_a_bar(tmp_path, capsys, monkeypatch):
+    from tudui import progress
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path), "--name", "r"]) == 0  # progress on by default
+    err = capsys.readouterr().err  # stderr is not a terminal here
+    assert "\r" not in err and "it/s" not in err
+    assert [ln.split()[1] for ln in err.splitlines() if ln.startswith("epoch ")] == ["1/2", "2/2"]
+    monkeypatch.setattr(progress, "interactive", lambda: True)  # a terminal: tqdm's bar
+    assert not progress.progress_bar(3, "x").disable

@@ -32,8 +32,8 @@ class Predictor:
         stats = (getattr(self, "meta", None) or {}).get("input_stats")
         if stats and isinstance(item, Image.Image):
             pre = self.preprocess
-            item = pil_to_uint8(ImageOps.invert(item.convert("RGB")) if self.invert else item, pre["channels"],
-                                tuple(pre["size"]))
+            img = to_mode(item, pre["channels"])
+            item = pil_to_uint8(ImageOps.invert(img) if self.invert else img, pre["channels"], tuple(pre["size"]))
         return brightness_note(stats, item)
 
     # ------------------------------------------------------------------ the model
@@ -51,8 +51,8 @@ class Predictor:
         """One decoded image -> what `batch()` stacks: uint8 (C, H, W) resized for the standard pipeline (the
         work worth doing in parallel), or the float tensor of the checkpoint's own transforms. Thread-safe."""
         pre = self.preprocess
-        if self.invert:
-            img = ImageOps.invert(img.convert("L" if pre["channels"] == 1 else "RGB"))
+        if self.invert:  # after the mode conversion, so transparency is flattened as usual first
+            img = ImageOps.invert(to_mode(img, pre["channels"]))
         if pre.get("custom"):
             tf = self.__dict__.get("_tf")
             if tf is None:

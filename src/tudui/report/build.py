@@ -145,8 +145,8 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     if right:
         imgs = col.images([m["index"] for m in right])
         good_cards = [dict(m, img=html.image_uri(imgs[k])) for k, m in enumerate(right)]
-        fig_uri("correct.png", grids.prediction_grid(imgs, [f"{label(m['true'], m['true_index'])} ({m['prob']:.2f})" for m in right],
-                                                     cols=8, title="most confident correct predictions"))
+        caps = [f"{label(m['true'], m['true_index'])} ({m['prob']:.2f})" for m in right]
+        fig_uri("correct.png", grids.prediction_grid(imgs, caps, cols=8, title="most confident correct predictions"))
     metrics = col.metrics()
     per_class_rows = [dict(name=c, **metrics["per_class"][c]) for c in classes]
     counts = split_counts(col.source, folders) if col.source is not None else {}
