@@ -1,4 +1,4 @@
-"""What the end-of-training TensorBoard pages (tudui.report.board.write_summary: one more pass over the
+"""What the end-of-training TensorBoard pages (tudui.report.summary.write_summary: one more pass over the
 validation split, the confusion-matrix and mistakes images with Grad-CAM, hparams, the model graph) add to a
 run, against one evaluation of the same model on the same split (Trainer.evaluate).
 
@@ -27,7 +27,7 @@ def main():
 
     from tudui.config import resolve
     from tudui.engine.trainer import Trainer
-    from tudui.report.board import write_summary
+    from tudui.report.summary import write_summary
     cfg = resolve({"data": args.data, "model": args.model, "epochs": 1, "device": "cpu"})
     tr = Trainer(cfg, progress=False)  # untrained weights: the cost does not depend on them
     tr.evaluate()  # warm-up

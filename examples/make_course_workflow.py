@@ -41,7 +41,7 @@ print("classes:", s["classes"])"""),
 
 The training augmentation, drawn as a grid (the course's `add_images` of a batch)."""),
     ("code", """from IPython.display import Image as Show
-from tudui.data.preview import preview
+from tudui.report.preview import preview
 
 Show(preview("digits", out="preview.png", n=16, logdir=None, augment="basic"))"""),
     ("md", """## 7-9. The network

@@ -17,7 +17,7 @@ from tudui import checkpoint as ckpt_io
 from tudui.config import resolve
 from tudui.engine import optim
 from tudui.engine.ema import EMA, Lookahead
-from tudui.engine.trainer import Trainer, amp_dtype
+from tudui.engine.runtime import amp_dtype
 from tudui.errors import TuduiError
 
 FAST = dict(data="digits", batch_size=128, threads=1, seed=0)
@@ -142,7 +142,7 @@ def test_amp_falls_back_to_fp32_with_a_notice(capsys):
     assert amp_dtype("fp16", torch.device("cpu")) is None
     assert "fp16 is not supported" in capsys.readouterr().err
     got = amp_dtype("bf16", torch.device("cpu"))
-    from tudui.engine.trainer import _cpu_bf16
+    from tudui.engine.runtime import _cpu_bf16
     if _cpu_bf16():
         assert got is torch.bfloat16
     else:
@@ -173,9 +173,10 @@ def test_early_stopping_stops_after_patience(tmp_path):
     r = tudui.train(cfg=cfg_of(tmp_path, epochs=6, patience=2, min_delta=1.0), progress=False)
     assert r.stopped_early and [h["epoch"] for h in r.history] == [1, 2, 3]
     assert ckpt_io.load(r.best_path)["epoch"] == 1 and ckpt_io.load(r.last_path)["epoch"] == 3
-    t = Trainer.__new__(Trainer)  # min_delta on a loss: must fall by more than it
-    t.cfg, t.best = resolve({"monitor": "val_loss", "min_delta": 0.1}), 1.0
-    assert not t._improved({"val_loss": 0.95}) and t._improved({"val_loss": 0.85})
+    from tudui.engine.state import EarlyStopping
+    early = EarlyStopping("val_loss", min_delta=0.1)  # min_delta on a loss: must fall by more than it
+    early.best = 1.0
+    assert not early.improved({"val_loss": 0.95}) and early.improved({"val_loss": 0.85})
 
 
 class NaNAfter(nn.Module):

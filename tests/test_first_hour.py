@@ -330,7 +330,7 @@ def test_low_accuracy_on_photos_suggests_fine_tuning(tmp_path):
 
 
 def test_log_file_gets_one_line_per_epoch_not_a_bar(tmp_path, capsys, monkeypatch):
-    from tudui import progress
+    from tudui import console as progress
     assert main(["train", "--epochs", "2", "--out", str(tmp_path), "--name", "r"]) == 0  # progress on by default
     err = capsys.readouterr().err  # stderr is not a terminal here
     assert "\r" not in err and "it/s" not in err

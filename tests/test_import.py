@@ -14,7 +14,9 @@ from torch import nn
 
 import tudui
 from tudui.cli import main
-from tudui.importer import CIFAR10_CLASSES, _fit_named, _match, extract_state_dict, read_pth
+from tudui.importer import CIFAR10_CLASSES, extract_state_dict, read_pth
+from tudui.importer.fit import _fit_named
+from tudui.importer.statedict import _match
 
 
 class Tudui(nn.Module):

@@ -177,7 +177,10 @@ def test_save_every_writes_mid_epoch_checkpoints_and_lr_is_logged_per_step(tmp_p
     monkeypatch.setattr(t, "save", save)
     r = t.fit()
     n = len(t.data.train)  # 12 batches: steps 5 and 10 mid-epoch, then the epoch's end
-    assert saved == [("last.pt", 5, 5), ("last.pt", 10, 10), ("last.pt", n, 0), ("best.pt", n, 0)]
+    # an improving epoch's best.pt is a copy of its last.pt (serialized and hashed once), and still verifies
+    assert saved == [("last.pt", 5, 5), ("last.pt", 10, 10), ("last.pt", n, 0)]
+    assert (tmp_path / "se" / "best.pt").read_bytes() == (tmp_path / "se" / "last.pt").read_bytes()
+    assert ckpt_io.load(str(tmp_path / "se" / "best.pt"), verify=True)["epoch"] == 1
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ev = EventAccumulator(r.run_dir)
     ev.Reload()

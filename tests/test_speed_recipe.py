@@ -172,7 +172,7 @@ def test_recipe_end_to_end_on_a_tiny_folder(tmp_path):
 def test_data_init_sample_is_the_same_on_memory_and_stream_paths(tmp_path):
     from tudui.data import load_source
     from tudui.data.pipeline import prepare
-    from tudui.engine.trainer import data_init_sample
+    from tudui.engine.runtime import data_init_sample
 
     data = _image_folder(tmp_path / "data", n_train=6, n_test=2, size=16)
     samples = []

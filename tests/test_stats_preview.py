@@ -161,7 +161,7 @@ def test_preview_writes_a_labelled_png_and_tensorboard(tmp_path, capsys):
 
 
 def test_preview_of_augment_none_shows_the_images_themselves(tmp_path):
-    from tudui.data.preview import preview
+    from tudui.report.preview import preview
     _folder(tmp_path / "d", n=2, size=(24, 24))
     p_none = preview(str(tmp_path / "d"), out=str(tmp_path / "none.png"), n=4, logdir=None, augment="none",
                      img_size=24, val_split=0.5)
@@ -177,7 +177,7 @@ def test_preview_of_augment_none_shows_the_images_themselves(tmp_path):
 
 
 def test_preview_uses_config_transforms(tmp_path):
-    from tudui.data.preview import preview
+    from tudui.report.preview import preview
     _folder(tmp_path / "d", n=3)  # 4 training images after the hold-out
     cfg = tmp_path / "c.yaml"
     cfg.write_text("transforms:\n  train: [{name: RandomCrop, size: 20}, ToTensor, "

@@ -1,30 +1,44 @@
-"""The public Python API; every CLI command is a thin layer over one of these."""
+"""The public Python API (the façade): every CLI command is a thin layer over one of these. It wires what the
+layers below offer: the engine trains with the callbacks given here (TensorBoard summary pages, --report)."""
 from __future__ import annotations
 
 import functools
-from typing import Optional
+import os
+from typing import Optional, Sequence
 
 from torch import nn
 
-from .config import TrainConfig, from_checkpoint_dict, resolve
-from .errors import DataError
-from .predict import predict as _predict
+from .config import TrainConfig, resolve, resolve_resume
+from .engine.advice import next_steps
+from .engine.evaluate import evaluate_model, prepare_evaluation
+from .engine.hooks import Callback
+from .engine.lr_find import lr_range_test
+from .engine.optim import build_loss
+from .engine.signals import TrainingInterrupted
+from .engine.trainer import PeerFailed, Trainer, TrainResult, load_resume
+from .infer import iter_predictions, open_predictor, predict_to_file
 from .report import report as _report
 from .report.notebook import Evaluation, Predictions, ReportPage, TrainRun
 
+__all__ = ["train", "evaluate", "predict", "predict_to_file", "report", "preview", "lr_find", "load_resume",
+           "TrainResult", "TrainingInterrupted", "PeerFailed"]
+
 
 def train(data=None, model=None, *, config: Optional[str] = None, classes=None, val_data=None,
-          progress: bool = True, cfg: Optional[TrainConfig] = None, resume: Optional[str] = None, **options):
-    """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history).
+          progress: bool = True, cfg: Optional[TrainConfig] = None, resume: Optional[str] = None,
+          callbacks: Sequence[Callback] = (), verify: bool = True, unsafe_load: bool = False,
+          **options) -> TrainResult:
+    """Train a classifier; returns a TrainResult (run_dir, best_path, last_path, history, status).
 
     data: a built-in name, a folder/CSV path, or a map-style Dataset of (image, label).
     model: a model name (str) or your own nn.Module. Any config key may be passed as a keyword.
     resume: a run's last.pt (or its folder) to continue exactly; keywords may then change only `epochs`
-    and settings that do not alter the computation (device, workers, patience, ...).
+    and settings that do not alter the computation (device, workers, patience, ...). verify / unsafe_load:
+    how that checkpoint is read (see checkpoint.load).
+    callbacks: tudui.engine.hooks.Callback objects (on_fit_start, on_epoch_end -> stop, on_fit_end).
+    With report=True the HTML report is written when the run ends, also when it is interrupted
+    (result.report: its path; an interrupted run raises TrainingInterrupted after writing it).
     """
-    from .config import resolve_resume
-    from .engine.trainer import Trainer, load_resume
-
     overrides = dict(options)
     user_model = None
     if isinstance(model, nn.Module):
@@ -36,24 +50,20 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
         overrides["data"] = data
     elif data is not None:
         data_obj = data
-    ck = load_resume(resume) if resume is not None else None
+    ck = load_resume(resume, verify=verify, unsafe_load=unsafe_load) if resume is not None else None
     if cfg is None:
         cfg = resolve_resume(ck["config"], overrides, config) if ck else resolve(overrides, config_file=config)
+    from .report.summary import RunReport, TensorBoardSummary  # import-time cost: matplotlib, for `import tudui`
+    hooks = [TensorBoardSummary(), *callbacks]
+    run_report = RunReport(model=user_model, data=data_obj, device=cfg.device) if cfg.report else None
+    if run_report is not None:
+        hooks.append(run_report)
     result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
-                     resume=ck).fit()
-    if cfg.report and result.rank == 0:  # under torchrun: rank 0 writes it
-        result.report = write_run_report(result, model=user_model, data=data_obj, device=cfg.device)
-    return TrainRun.of(result)  # a notebook shows it as curves and numbers
-
-
-def write_run_report(result, model: Optional[nn.Module] = None, data=None, device: str = "cpu") -> Optional[str]:
-    """`--report`: the HTML report of a finished run (its best.pt on its held-out split). A run trained on a
-    Python Dataset passes that dataset again. -> the page's path."""
-    from .engine.runlog import say
-    from .report import report
-    path = report(result.run_dir, data=data, model=model, device=device)
-    say(f"report:     {path}")
-    return path
+                     resume=ck, callbacks=hooks).fit()
+    result.report = run_report.path if run_report is not None else None
+    run = TrainRun.of(result)  # a notebook shows it as curves and numbers
+    run.advice = next_steps(cfg, run.best.get("val_acc"))  # the closing lines' suggestion, if any
+    return run
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
@@ -62,9 +72,6 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint (or an
     exported .onnx / TorchScript file) on a split (by default the held-out split of the data it was trained on).
     verify / unsafe_load: see checkpoint.load."""
-    from .engine.evaluate import evaluate_model
-    from .engine.optim import build_loss
-
     clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download,
                                                      verify=verify, unsafe_load=unsafe_load)
     result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
@@ -73,9 +80,21 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     return Evaluation(result)  # a notebook shows it as metrics and the confusion matrix
 
 
-@functools.wraps(_predict)
-def predict(*args, **kwargs) -> list:
-    return Predictions(_predict(*args, **kwargs))  # a notebook shows thumbnails with their top classes
+def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,
+            workers: Optional[int] = None, *, verify: bool = True, unsafe_load: bool = False,
+            invert: bool = False) -> list:
+    """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs. checkpoint: a tudui
+    checkpoint or run folder, an exported .onnx or TorchScript file, or a loaded Classifier/Predictor. A file
+    that cannot be read gives {'path', 'error': reason} in its place (reported once, never fatal for the others);
+    a path that does not exist, or a folder without images, is an error. verify / unsafe_load: see
+    checkpoint.load. A row gets a 'note' when its image is far outside the training images' brightness;
+    invert classifies each image's negative (a digit drawn dark on light, for a model of light-on-dark digits).
+    A notebook shows the list as thumbnails with their top classes."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    predictor = open_predictor(checkpoint, device=device, verify=verify, unsafe_load=unsafe_load)
+    predictor.invert = bool(invert)
+    return Predictions(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers,
+                                        on_error="row"))
 
 
 @functools.wraps(_report)
@@ -83,30 +102,18 @@ def report(*args, **kwargs) -> str:
     return ReportPage(_report(*args, **kwargs))  # a notebook shows the page inline
 
 
-def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
-                       tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
-                       download: bool = False, *, verify: bool = True, unsafe_load: bool = False) -> tuple:
-    """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
-    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
-    from .data import load_source
-    from .data.pipeline import prepare
-    from .infer import open_predictor
+def lr_find(cfg: TrainConfig, plot: Optional[str] = None, **options) -> dict:
+    """The learning-rate range test (engine.lr_find.lr_range_test; options: start_lr, end_lr, steps, progress,
+    model, data) -> its result; with plot=PATH also the loss-against-lr PNG there (result["plot"])."""
+    r = lr_range_test(cfg, **options)
+    if plot:
+        from .report.figures import lr_find as lr_find_figure, save_png  # import-time cost: matplotlib
+        os.makedirs(os.path.dirname(os.path.abspath(plot)), exist_ok=True)
+        r["plot"] = save_png(lr_find_figure(r["lrs"], r["losses"], r["suggested_lr"]), plot)
+    return r
 
-    clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
-                         verify=verify, unsafe_load=unsafe_load)
-    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
-    cfg.device = str(clf.device)
-    spec = data if data is not None else cfg.data
-    if not spec:  # e.g. a checkpoint made by `tudui import` from a bare .pth
-        raise DataError("the checkpoint records no data it can reload (imported, or trained on a Python Dataset); "
-                        "pass the data to evaluate on with --data")
-    source = load_source(spec, data_dir=data_dir or cfg.data_dir, download=download, seed=cfg.seed,
-                         allow_outside=cfg.allow_outside,
-                         val_split=cfg.val_split)
-    if list(source.classes) != list(clf.classes):
-        raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")
-    source.channels = clf.preprocess["channels"]
-    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
-    use_tta = cfg.tta if tta is None else tta
-    cfg.label_smoothing = 0.0
-    return clf, cfg, prepared, use_tta
+
+def preview(data=None, **options) -> str:
+    """A grid of augmented training samples as a PNG (and in TensorBoard); see tudui.report.preview.preview."""
+    from .report.preview import preview as _preview  # import-time cost: matplotlib
+    return _preview(data, **options)

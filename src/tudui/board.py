@@ -1,4 +1,7 @@
-"""`tudui board`: start TensorBoard on the runs folder, with an absolute logdir and a free port."""
+"""TensorBoard, in one place: opening an event writer, what tudui writes into it (epoch scalars, the learning
+rate, image grids, hyperparameters) and `tudui board` (TensorBoard on the runs folder, with an absolute
+logdir and a free port). The engine logs through a writer from here; the end-of-training pages
+(report/summary.py) and `tudui preview` write images through it."""
 from __future__ import annotations
 
 import os
@@ -7,10 +10,59 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import Optional
 
+from .console import notice
 from .errors import TuduiError
 
 
+def open_writer(log_dir: str, purge_step: Optional[int] = None):
+    """A SummaryWriter on `log_dir`, or None when tensorboard (a dependency) is broken: training goes on.
+    purge_step: hide events from this step on (the steps a resumed run replays after its checkpoint)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # import-time cost: only when events are written
+    except ImportError:
+        notice("tensorboard is not importable; no event files are written")
+        return None
+    return SummaryWriter(log_dir=os.path.expanduser(log_dir), purge_step=purge_step)
+
+
+def epoch_scalars(tb, row: dict) -> None:
+    """An epoch's row of metrics.jsonl: train loss, and validation loss and accuracy when evaluated."""
+    e = row["epoch"]
+    tb.add_scalar("train/loss", row["train_loss"], e)
+    if row.get("val_loss") is not None:
+        tb.add_scalar("val/loss", row["val_loss"], e)
+        tb.add_scalar("val/acc", row["val_acc"], e)
+    tb.flush()
+
+
+def batch_grid(tb, images, tag: str = "train/batch", step: int = 0) -> None:
+    """One grid image of a batch (de-normalized to 0-1), as the course's add_image lesson."""
+    import torchvision  # import-time cost: only for the first batch of a run
+    grid = torchvision.utils.make_grid(images[:64].float().cpu(), nrow=8, normalize=True)
+    tb.add_image(tag, grid, step)
+
+
+def rgb_image(tb, tag: str, array, step: int = 0) -> None:
+    """An (H, W, 3) uint8 picture (a rendered figure or grid)."""
+    tb.add_image(tag, array, step, dataformats="HWC")
+
+
+def hparams(cfg_dict: dict) -> dict:
+    """The config keys TensorBoard's HPARAMS tab can show (numbers, strings, booleans; None as text)."""
+    out = {}
+    for k, v in cfg_dict.items():
+        if isinstance(v, (bool, int, float, str)):
+            out[k] = v
+        elif v is None:
+            out[k] = "None"
+        else:
+            out[k] = str(v)
+    return out
+
+
+# ---- `tudui board` ----
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:

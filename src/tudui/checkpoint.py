@@ -6,45 +6,20 @@ first, so a file written on a GPU machine opens anywhere without `map_location`.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
-import secrets
-import shutil
-import sys
 from typing import Optional
 
 import torch
 
-from .errors import CheckpointError
+from . import fileio
+from .console import notice, warn
+from .errors import CheckpointError, first_line
+from .version import versions
 
 FORMAT = "tudui-checkpoint"
 FORMAT_VERSION = 1
-
-
-def _tmp_name(path: str) -> str:
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-
-
-@contextlib.contextmanager
-def _replacing(path: str):
-    """Yield a new temporary file (binary, mode 0o666 less the umask) beside `path`; when the block ends well it
-    is flushed, fsynced and renamed over `path`, and on any failure it is removed, leaving `path` untouched."""
-    tmp = _tmp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -55,7 +30,7 @@ def atomic_torch_save(obj, path: str) -> None:
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    with _replacing(path) as fh:
+    with fileio.replacing(path) as fh:
         try:
             torch.save(obj, fh)
         except RuntimeError as e:  # torch's zip writer turns a failed write (ENOSPC) into a RuntimeError
@@ -63,15 +38,8 @@ def atomic_torch_save(obj, path: str) -> None:
             if cause is None:
                 raise
             raise cause from None
-    remove_stale_temps(path)
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fileio.remove_stale_temps(path)
+    fileio.sync_folder(folder)  # make the rename itself durable
 
 
 def _os_error_in(e: BaseException):
@@ -83,42 +51,6 @@ def _os_error_in(e: BaseException):
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None
-
-
-def atomic_copy(src: str, dst: str) -> None:
-    """Copy a file the way atomic_torch_save writes one (temporary file, fsync, rename)."""
-    with open(src, "rb") as fi, _replacing(os.path.abspath(dst)) as fo:
-        shutil.copyfileobj(fi, fo, 1 << 20)
-
-
-def remove_stale_temps(path: str) -> int:
-    """Delete the temporary files (`.NAME.PID.HEX.tmp`) in the folder of `path` that a process killed mid-save
-    left behind (its pid is gone) -> how many."""
-    folder = os.path.dirname(os.path.abspath(path))
-    removed = 0
-    for name in os.listdir(folder):
-        if not (name.startswith(".") and name.endswith(".tmp")) or name.count(".") < 4:
-            continue
-        pid = name.split(".")[-3]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            try:
-                os.unlink(os.path.join(folder, name))
-                removed += 1
-            except OSError:
-                pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def to_cpu(obj):
@@ -145,16 +77,6 @@ def clean_state_dict(sd: dict) -> dict:
                 break
         out[k] = v
     return out
-
-
-def versions() -> dict:
-    import sys
-
-    import torchvision
-
-    from . import __version__
-    return {"tudui": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "python": sys.version.split()[0]}
 
 
 def content_hash(payload: dict) -> str:
@@ -221,10 +143,6 @@ def save(path: str, *, model_state: dict, model_spec: dict, classes: list, prepr
                               "free space or choose another --out, then resume") from None
 
 
-def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr, flush=True)
-
-
 def _resolve_path(path) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -250,7 +168,7 @@ def load(path: str, *, verify: bool = True, unsafe_load: bool = False) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=not unsafe_load)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise CheckpointError(f"{path} is not a tudui checkpoint (it holds pickled objects, which are never "
                                   "run; for a .pth saved the course's way use `tudui import`)") from None
@@ -262,7 +180,7 @@ def load(path: str, *, verify: bool = True, unsafe_load: bool = False) -> dict:
         raise CheckpointError(f"{path} was written by a newer tudui (format {ckpt['format_version']}); upgrade tudui")
     recorded = ckpt.get("sha256")
     if verify and recorded is None:
-        print(f"notice: {path} records no SHA-256 (saved by an older tudui); loaded unverified", file=sys.stderr)
+        notice(f"{path} records no SHA-256 (saved by an older tudui); loaded unverified")
     elif verify and recorded != content_hash(ckpt):
         raise CheckpointError(f"{path} was changed after it was saved (its SHA-256 does not match the one "
                               "recorded); re-download or re-save it, or pass --no-verify to load it anyway")

@@ -14,6 +14,7 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .errors import ConfigError
+from .recipes import get_recipe
 
 
 def _opt(default, help, choices=None, flag=None):
@@ -261,8 +262,6 @@ def load_yaml(path: str) -> dict:
 def resolve(overrides: Optional[dict] = None, config_file: Optional[str] = None,
             recipe: Optional[str] = None) -> TrainConfig:
     """Defaults < recipe < config file < overrides (CLI flags or keywords)."""
-    from .recipes import get_recipe
-
     merged: dict = {}
     file_values = load_yaml(config_file) if config_file else {}
     overrides = dict(overrides or {})

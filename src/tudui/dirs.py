@@ -19,7 +19,7 @@ LEGACY_DATA_DEFAULT = "~/.cache/tudui/data"
 
 
 def user_cache_dir() -> str:
-    import platformdirs
+    import platformdirs  # import-time cost: only when a folder is resolved
     return platformdirs.user_cache_dir("tudui", appauthor=False)
 
 

@@ -31,6 +31,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from .. import __version__
     parser = Parser(prog="tudui", description="Train, evaluate and use image classifiers "
                                      "(the PyTorch course workflow as one tool).")
@@ -56,8 +57,8 @@ def _main(argv=None) -> int:
     args = parse(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
-        return 2
-    from ..engine import runlog
+        return 2  # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
+    from .. import console as runlog
     runlog.CLI_ARGV = list(argv) if argv is not None else None  # the command line a run records
     try:
         code = int(args._run(args) or 0)

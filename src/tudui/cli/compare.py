@@ -1,6 +1,9 @@
 """`tudui compare`: several runs' curves overlaid, with the config keys where they differ."""
 from __future__ import annotations
 
+import os
+import sys
+
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="overlay the curves of runs and list their differing config keys",
@@ -15,9 +18,7 @@ def add_parser(sub, name):
 
 
 def run(args):
-    import os
-    import sys
-
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..report.runs import compare, compare_summary, config_diff, read_config, resolve_run
     replaced = args.out is not None and os.path.exists(args.out)
     path = compare(args.runs, out=args.out)

@@ -11,7 +11,7 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from ..device import env_info
+    from .. import env_info  # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     info = env_info()
     if args.json:
         print_json(info)

@@ -24,6 +24,7 @@ def add_parser(sub, name):
 
 
 def run(args):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..api import evaluate
     r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta,
                  data_dir=args.data_dir, download=args.download, verify=args.verify, unsafe_load=args.unsafe_load)

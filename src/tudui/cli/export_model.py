@@ -23,6 +23,7 @@ def add_parser(sub, name):
 
 
 def run(args):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..export import export
     r = export(args.checkpoint, out=args.out, format=args.format, opset=args.opset,
                verify=args.verify, unsafe_load=args.unsafe_load)

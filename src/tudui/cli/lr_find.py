@@ -27,15 +27,15 @@ def add_parser(sub, name):
 
 
 def run(args):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..config import resolve
-    from ..engine.lr_find import lr_range_test, plot_png
+    from ..api import lr_find
     cfg = resolve(collect_overrides(args), config_file=args.config)
-    r = lr_range_test(cfg, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, progress=args.progress)
     path = args.out if args.out.lower().endswith(".png") else os.path.join(args.out, "lr_find.png")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    plot_png(r["lrs"], r["losses"], path, r["suggested_lr"])
+    r = lr_find(cfg, plot=path, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                progress=args.progress)
     if args.json:
-        print_json({**r, "plot": path})
+        print_json(r)
         return 0
     print(f"stopped after {len(r['lrs'])} steps ({r['stopped']}); lowest loss at lr {r['min_loss_lr'] * 10:.3g}",
           file=sys.stderr)

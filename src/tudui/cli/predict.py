@@ -31,11 +31,12 @@ def add_parser(sub, name):
 
 
 def run(args):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..errors import ConfigError
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if args.out:
-        from ..predict import predict_to_file
+        from ..api import predict_to_file
         r = predict_to_file(args.checkpoint, args.paths, args.out, topk=args.topk, batch_size=args.batch_size,
                             workers=args.workers, device=args.device, progress=args.progress,
                             verify=args.verify, unsafe_load=args.unsafe_load, invert=args.invert)
@@ -46,7 +47,7 @@ def run(args):
         if args.json:
             print_json(r)
         return 0
-    from ..predict import predict
+    from ..api import predict
     results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device, batch_size=args.batch_size,
                       workers=args.workers, verify=args.verify, unsafe_load=args.unsafe_load, invert=args.invert)
     if results and all("error" in r for r in results):  # nothing could be read: a user mistake, exit 2

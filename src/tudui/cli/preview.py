@@ -24,7 +24,8 @@ def add_parser(sub, name):
 
 
 def run(args):
-    from ..data.preview import preview
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
+    from ..api import preview
     opts = data_options(args)
     for key in ("augment", "img_size", "cutout"):
         if getattr(args, key) is not None:

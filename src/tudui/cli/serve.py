@@ -4,6 +4,7 @@ from .common import add_device, add_load_flags
 
 
 def add_parser(sub, name):
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..serve.limits import BATCH_WAIT_MS, MAX_BATCH, MAX_BYTES, MAX_FILES, MAX_PIXELS
     p = sub.add_parser(name, help="serve a model over HTTP, with a page to try it",
                        description="An HTTP API (POST /predict, POST /predict/batch, GET /classes, GET /health, "
@@ -36,7 +37,7 @@ def add_parser(sub, name):
     return p
 
 
-def run(args):
+def run(args):  # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..serve import serve
     serve(args.checkpoint, host=args.host, port=args.port, token=args.token, max_bytes=args.max_bytes,
           max_pixels=args.max_pixels, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,

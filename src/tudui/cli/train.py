@@ -32,6 +32,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip=()) -> None:
 
 
 def parse_model_args(items) -> dict:
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..config import safe_yaml
     from ..errors import ConfigError
     out = {}
@@ -64,56 +65,54 @@ def add_parser(sub, name):
     p.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue a run exactly from its last.pt (or run folder), to its original end; "
                         "with a larger --epochs, extend it")
+    # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     from .common import add_load_flags
     add_load_flags(p)  # for --resume
     add_config_flags(p)
     return p
 
-
+  # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
 def run(args):
     from ..config import dump_yaml, resolve, resolve_resume
     overrides = collect_overrides(args)
-    ck = None
-    if args.resume:
-        from ..engine.trainer import load_resume
-        ck = load_resume(args.resume, verify=args.verify, unsafe_load=args.unsafe_load)
-        cfg = resolve_resume(ck["config"], overrides, config_file=args.config)
-    else:
-        cfg = resolve(overrides, config_file=args.config)
     if args.print_config:
+        if args.resume:
+            from ..api import load_resume
+            ck = load_resume(args.resume, verify=args.verify, unsafe_load=args.unsafe_load)
+            cfg = resolve_resume(ck["config"], overrides, config_file=args.config)
+        else:
+            cfg = resolve(overrides, config_file=args.config)
+        # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
         sys.stdout.write(dump_yaml(cfg))
         return 0
-    from ..engine.distributed import launched
-    from ..engine.trainer import PeerFailed, Trainer, TrainingInterrupted
+    from ..api import PeerFailed, TrainingInterrupted, train
+    from ..console import rank
     from ..errors import CheckpointError, ConfigError, DataError
-    rank = int(os.environ.get("RANK", "0") or 0) if launched() else 0
-    try:
-        result = Trainer(cfg, progress=args.progress, resume=ck).fit()
+    try:  # --report: api.train writes it when the run ends, also when it is interrupted
+        result = train(config=args.config, progress=args.progress, resume=args.resume, verify=args.verify,
+                       unsafe_load=args.unsafe_load, **overrides)
     except TrainingInterrupted as e:  # the trainer already said where it saved and how to resume
         return e.exit_code
     except PeerFailed as e:  # the failing process shows its own error; this one says why it stops, in one line
         print(f"tudui train: {e}", file=sys.stderr)
         return 1
     except (ConfigError, DataError, CheckpointError):
-        if rank > 0:  # every process meets the same mistake in the same input: rank 0 says it
+        if rank() > 0:  # every process meets the same mistake in the same input: rank 0 says it
             return 2
         raise
-    if rank > 0:
+    if rank() > 0:
         return 0
     final = result.final
+    out = os.path.dirname(result.run_dir)
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     if final.get("val_acc") is not None:
         best = result.best
         print(f"final val_acc {final['val_acc']:.4f};  best.pt: val_acc {best['val_acc']:.4f} (epoch {best['epoch']}) "
               f"{result.best_path}", file=sys.stderr)
-    print(f"see it:     tensorboard --logdir {shlex.quote(os.path.abspath(cfg.out))}   (or: tudui board {shlex.quote(cfg.out)})",
+    print(f"see it:     tensorboard --logdir {shlex.quote(os.path.abspath(out))}   (or: tudui board {shlex.quote(out)})",
           file=sys.stderr)
     print(f"try it:     tudui predict {shlex.quote(result.best_path)} IMAGE...", file=sys.stderr)
-    from ..engine.advice import next_steps
-    for line in next_steps(cfg, result.best.get("val_acc")):
+    for line in getattr(result, "advice", []):  # e.g. below 80% on photos: fine-tune a pretrained model
         print(line, file=sys.stderr)
-    if cfg.report:
-        from ..api import write_run_report
-        write_run_report(result, device=cfg.device)
     return 0

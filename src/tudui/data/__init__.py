@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import torch
+
 from ..errors import DataError
-from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
+from .builtin import BUILTINS, builtin_key, load_builtin
+from .csvfile import load_csv
+from .folder import load_folder
+from .splits import ArraySplit, DatasetSplit, DataSource, FileSplit, Split, stratified_split
 
 
 def load_source(data, *, data_dir: str | None = None, download: bool = False, seed: int = 0,
@@ -17,18 +23,15 @@ def load_source(data, *, data_dir: str | None = None, download: bool = False, se
     if not isinstance(data, (str, os.PathLike)):
         return _from_dataset(data, classes=classes, val_data=val_data, seed=seed, val_split=val_split)
     spec = os.fspath(data)
-    from .builtin import BUILTINS, builtin_key, load_builtin
     key = builtin_key(spec)
     if key is not None:
         return load_builtin(key, data_dir=data_dir, download=download, seed=seed, val_split=val_split)
     expanded = os.path.expanduser(spec)
     if os.path.isfile(expanded):
         if expanded.lower().endswith(".csv"):
-            from .csvfile import load_csv
             return load_csv(expanded, seed=seed, val_split=val_split, allow_outside=allow_outside)
         raise DataError(f"--data {spec} is a file; give a folder of images, a .csv of path,label, or a built-in name")
     if os.path.isdir(expanded):
-        from .folder import load_folder
         return load_folder(expanded, seed=seed, val_split=val_split)
     if os.sep in spec or "/" in spec or spec.startswith(".") or spec.lower().endswith(".csv"):
         raise DataError(f"data path not found: {spec}")
@@ -103,7 +106,6 @@ def _from_dataset(dataset, classes, val_data, seed, val_split) -> DataSource:
         splits = {"train": train, "val": DatasetSplit(val_data, range(len(val_labels)), indices[len(labels):])}
         notes = []
     else:
-        from .splits import stratified_split
         tr, va = stratified_split(train.targets, val_split, seed)
         splits = {"train": train.subset(tr), "val": train.subset(va)}
         notes = [f"held out a seeded stratified {val_split:.0%} of the dataset ({len(va)} items) as val"]
@@ -115,9 +117,7 @@ def _from_dataset(dataset, classes, val_data, seed, val_split) -> DataSource:
 def _native_format(split: DatasetSplit, probe: int = 16):
     """(channels, (H, W) or None) from a few items spread over the dataset: 1 channel only if all are
     grayscale; a native size only if all have the same size (otherwise the default training size is used)."""
-    import numpy as np
-    import torch
-    from PIL import Image
+    from PIL import Image  # import-time cost: Pillow, only when images are decoded
 
     n = len(split)
     picks = sorted({round(k * (n - 1) / max(1, probe - 1)) for k in range(min(probe, n))})

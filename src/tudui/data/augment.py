@@ -173,7 +173,7 @@ def cutout(x, size, g):
 
 def strong_per_sample(x, g):
     """TrivialAugmentWide per image (torchvision), seeded from the batch generator for reproducibility."""
-    from torchvision.transforms import v2
+    from torchvision.transforms import v2  # import-time cost: torchvision takes seconds to import
 
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=g, device=x.device).item())
     dev = x.device

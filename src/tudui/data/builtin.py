@@ -11,12 +11,13 @@ import gzip
 import hashlib
 import os
 import pickle
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..console import say, warn
+from ..dirs import data_dir as resolve_data_dir
 from ..errors import DataError
 from .splits import ArraySplit, DataSource, stratified_split
 
@@ -25,7 +26,7 @@ def load_digits(seed: int = 0, val_split: float = 0.2, **_) -> DataSource:
     """scikit-learn's bundled handwritten digits: 1,797 real 8x8 grayscale images (values 0-16), 10 classes.
     It has no official test split, so a fixed stratified 20% is held out (seeded by 0, not the run's seed,
     so every run is evaluated on the same images)."""
-    from sklearn.datasets import load_digits as _load
+    from sklearn.datasets import load_digits as _load  # import-time cost: scikit-learn, only for the digits set
 
     bunch = _load()
     images = torch.from_numpy(np.round(bunch.images / 16.0 * 255.0).astype(np.uint8))[:, None]
@@ -60,8 +61,8 @@ def check_checksums(name: str, files: list) -> None:
     differ = [p for p, m in todo if _md5(p) != m]
     if differ:
         names = ", ".join(os.path.basename(p) for p in differ)
-        print(f"warning: {names} in {os.path.dirname(differ[0])} differ from the official {name} files "
-              "(md5 mismatch); reading them anyway", file=sys.stderr, flush=True)
+        warn(f"{names} in {os.path.dirname(differ[0])} differ from the official {name} files "
+             "(md5 mismatch); reading them anyway")
 
 
 # ---------------------------------------------------------------- MNIST-style idx files
@@ -269,10 +270,10 @@ def _missing(name: str, files: list, where: str):
 
 def _download(name: str, data_dir: str) -> None:
     """torchvision's downloaders write exactly the layout read above (and check the official md5s)."""
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # import-time cost: torchvision takes seconds to import
 
     cls = getattr(tvd, {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}[name])
-    print(f"downloading {name} into {data_dir} ...", file=sys.stderr, flush=True)
+    say(f"downloading {name} into {data_dir} ...")
     try:
         os.makedirs(data_dir, exist_ok=True)
         for train in (True, False):
@@ -310,5 +311,4 @@ def load_builtin(name: str, data_dir: str | None = None, **kwargs) -> DataSource
     key = builtin_key(name)
     if key is None:
         raise DataError(f"unknown dataset '{name}'; built-in names: {', '.join(sorted(BUILTINS))}, or give a folder/CSV path")
-    from ..dirs import data_dir as resolve
-    return BUILTINS[key](data_dir=resolve(data_dir), **kwargs)
+    return BUILTINS[key](data_dir=resolve_data_dir(data_dir), **kwargs)

@@ -11,12 +11,15 @@ corrupt, or has no hash (written by an older tudui) is reported and rebuilt, nev
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import sys
 
 import torch
 
-from ..checkpoint import content_hash
+from ..checkpoint import atomic_torch_save, content_hash
+from ..console import notice
+from ..dirs import cache_dir as resolve_cache_dir
+from ..fileio import write_text
 from .loader import decode_all, decode_workers
 from .splits import Split
 
@@ -44,11 +47,11 @@ def _load(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _drop_replaced(folder: str, key: str) -> None:
+def _drop_replaced(folder: str, key: str, ext: str = ".pt") -> None:
     """Delete older cache files of the same split and settings (same prefix, other content)."""
     which = key.split("-")[0]
     for name in os.listdir(folder):
-        if name.startswith(which + "-") and name.endswith(".pt") and name != key + ".pt":
+        if name.startswith(which + "-") and name.endswith(ext) and name != key + ext:
             try:
                 os.remove(os.path.join(folder, name))
             except OSError:
@@ -57,8 +60,7 @@ def _drop_replaced(folder: str, key: str) -> None:
 
 def cache_root(cache_dir: str | None) -> str:
     """--cache-dir, else $TUDUI_CACHE_DIR, else the platform's user cache folder (see tudui.dirs)."""
-    from ..dirs import cache_dir as resolve
-    return resolve(cache_dir)
+    return resolve_cache_dir(cache_dir)
 
 
 def cached_decode(split: Split, channels: int, size, cache_dir: str | None, workers: int = 0, desc="decode"):
@@ -80,18 +82,43 @@ def cached_decode(split: Split, channels: int, size, cache_dir: str | None, work
             return images, list(d["kept"]), list(d["bad"]), "hit"
         except Exception as e:  # a damaged cache file is rebuilt, never fatal, never trained on
             why = str(e) if isinstance(e, ValueError) and len(str(e)) < 40 else type(e).__name__
-            print(f"notice: rebuilding damaged cache file {path} ({why})", file=sys.stderr)
+            notice(f"rebuilding damaged cache file {path} ({why})")
     images, kept, bad = decode_all(split, channels, size, workers=decode_workers(split, workers), desc=desc)
     if not path:
         return images, kept, bad, "uncached"
-    from ..checkpoint import atomic_torch_save
     entry = {"images": images, "kept": kept, "bad": bad}
     entry["sha256"] = content_hash(entry)
     try:
         atomic_torch_save(entry, path)
         _drop_replaced(folder, key)
     except OSError as e:  # a full disk or read-only cache folder costs the cache, not the run
-        print(f"notice: cannot write the decode cache {path} ({e.strerror or e}); "
-              "the next run decodes again", file=sys.stderr)
+        notice(f"cannot write the decode cache {path} ({e.strerror or e}); the next run decodes again")
         return images, kept, bad, "uncached"
     return images, kept, bad, "written"
+
+
+def checked_files(split: Split, cache_dir: str | None, scan) -> tuple:
+    """The stream loader's readability pass, remembered: scan(split) -> (readable indices, unreadable
+    'path: reason' lines) runs once per split content; its answer is kept under the split's cache key
+    (`checked/<key>.json`: a changed, added or removed file gives a new key) -> (indices, unreadable, hit)."""
+    root = cache_root(cache_dir)
+    key = cache_key(split, 0, None) if root else None
+    path = os.path.join(root, "checked", key + ".json") if key else None
+    if path and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                d = json.load(fh)
+            kept, bad = [int(i) for i in d["kept"]], [str(b) for b in d["bad"]]
+            if len(kept) + len(bad) == len(split) and all(0 <= i < len(split) for i in kept):
+                return kept, bad, True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or foreign: scan again and rewrite it
+    kept, bad = scan(split)
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_text(path, json.dumps({"kept": list(kept), "bad": list(bad)}))
+            _drop_replaced(os.path.dirname(path), key, ".json")
+        except OSError:
+            pass  # a read-only cache folder costs the memo, not the run
+    return kept, bad, False

@@ -11,22 +11,19 @@ mid-epoch and replay exactly.
 from __future__ import annotations
 
 import os
+import random
 import sys
 from typing import Iterator, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..console import progress_bar
 from ..errors import DataError
-from .augment import BatchAugment, batch_seed
-from .images import failure_reason
+from .augment import batch_seed, BatchAugment
+from .images import failure_reason, open_image, to_mode
 from .preprocess import build_transforms, normalize_batch, stats_tensors
 from .splits import ArraySplit, FileSplit, Split
-from ..progress import progress_bar
-
-
-def _warn(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def decode_workers(split: Split, workers: int = 0) -> int:
@@ -97,7 +94,6 @@ class _DecodeDataset(Dataset):
 
 class BatchLoader:
     """Iterates (x, y) on `device`: x normalized float (B, C, H, W), y int64 (B,)."""
-
     def __init__(self, *, targets: torch.Tensor, batch_size: int, pre: dict, device, seed: int = 0,
                  shuffle: bool = False, augment: Optional[BatchAugment] = None, sample_weights=None,
                  channels_last: bool = False, images: Optional[torch.Tensor] = None,
@@ -198,7 +194,6 @@ class BatchLoader:
 
 class TransformLoader(BatchLoader):
     """The course's way, kept for explicit `transforms:` in a config: torchvision transforms per image."""
-
     def __init__(self, *, split: Split, transform_spec: list, channels: int, **kw):
         super().__init__(split=split, **kw)
         self.tf = build_transforms(transform_spec)
@@ -244,7 +239,6 @@ class _TransformDataset(Dataset):
         if seed is None:
             out = self.tf(img)
         else:
-            import random
             py_state = random.getstate()
             try:
                 with torch.random.fork_rng(devices=[]):
@@ -258,8 +252,7 @@ class _TransformDataset(Dataset):
         return out
 
     def _image(self, i):
-        from .images import open_image, to_mode
-        from PIL import Image
+        from PIL import Image  # import-time cost: Pillow, only when images are decoded
         if isinstance(self.split, FileSplit):
             return to_mode(open_image(self.split.paths[i]), self.channels)
         t = self.split.decode(i, self.channels, None)

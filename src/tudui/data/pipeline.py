@@ -3,17 +3,21 @@ decode (with the disk cache), compute normalization statistics, and build the pr
 from __future__ import annotations
 
 import os
-import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
+from ..console import say
 from ..errors import DataError
 from .augment import AugmentSpec, BatchAugment
-from .loader import BatchLoader, TransformLoader
-from .preprocess import make_preprocess
-from .splits import ArraySplit, DataSource, FileSplit, Split, check_after_skips
+from .cache import cached_decode, checked_files
+from .images import check_file, describe_failure, open_header, open_image
+from .loader import _TransformDataset, BatchLoader, TransformLoader
+from .preprocess import build_transforms, make_preprocess
+from .splits import ArraySplit, check_after_skips, DataSource, FileSplit, Split
 
 DEFAULT_FOLDER_SIZE = 64
 
@@ -96,7 +100,6 @@ def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
     upsampled to the folder default."""
     if not isinstance(split, FileSplit) or len(split) == 0:
         return None
-    from .images import check_file, open_header
     n = len(split)
     k = min(probe, n)
     sizes = set()
@@ -115,8 +118,6 @@ def probe_native_size(split, probe: int = 32) -> Optional[tuple]:
 def transformed_size(cfg, source: DataSource, channels: int) -> tuple:
     """With config transforms the model sees what they produce: the (H, W) of a training image after the
     eval transforms (or the train ones when there are no eval ones)."""
-    from .loader import _TransformDataset
-    from .preprocess import build_transforms
     spec = cfg.transforms.get("eval") or cfg.transforms.get("train")
     ds = _TransformDataset(source.train, build_transforms(spec), channels)
     for i in range(min(len(ds), 20)):
@@ -130,19 +131,11 @@ def transformed_size(cfg, source: DataSource, channels: int) -> tuple:
 def _report_skipped(bad: list) -> None:
     """Every unreadable file once, with its reason."""
     if bad:
-        print(f"skipped {len(bad)} unreadable files:\n" + "\n".join(f"  {b}" for b in bad),
-              file=sys.stderr, flush=True)
+        say(f"skipped {len(bad)} unreadable files:\n" + "\n".join(f"  {b}" for b in bad))
 
 
-def _check_readable(split: Split) -> tuple:
-    """Stream path: decode every file once up front (threads; decoding releases the GIL), so a broken file is
-    skipped here with its reason instead of stopping training when its batch comes."""
-    if not isinstance(split, FileSplit):
-        return split, []
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .images import describe_failure, open_image
-
+def _scan_readable(split: FileSplit) -> tuple:
+    """Open every file once (threads; decoding releases the GIL) -> (readable indices, 'path: reason' lines)."""
     def check(p):
         try:
             open_image(p).close()
@@ -151,16 +144,22 @@ def _check_readable(split: Split) -> tuple:
             return describe_failure(p, e)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(check, split.paths, chunksize=64))
-    good = [i for i, r in enumerate(results) if r is None]
-    bad = [r for r in results if r is not None]
-    return (split.subset(good) if bad else split), bad
+    return [i for i, r in enumerate(results) if r is None], [r for r in results if r is not None]
+
+
+def _check_readable(split: Split, cache_dir=None) -> tuple:
+    """Stream path: a broken file is skipped up front with its reason instead of stopping training when its
+    batch comes. The answer is remembered under the split's cache key, so a folder is scanned once, not at
+    every run (data.cache.checked_files)."""
+    if not isinstance(split, FileSplit):
+        return split, []
+    kept, bad, _ = checked_files(split, cache_dir, _scan_readable)
+    return (split.subset(kept) if bad else split), bad
 
 
 def _materialize(split: Split, kind: str, channels, size, cfg, desc):
     """-> (split, images or None, targets tensor, unreadable, how the images were obtained or None)."""
     if kind == "memory":
-        import time
-        from .cache import cached_decode
         t0 = time.perf_counter()
         images, kept, bad, status = cached_decode(split, channels, size, cfg.cache_dir, workers=cfg.workers,
                                                   desc=desc)
@@ -175,7 +174,7 @@ def _materialize(split: Split, kind: str, channels, size, cfg, desc):
             check_after_skips(before, split)
         return split, images, torch.tensor(split.targets, dtype=torch.long), bad, how
     before = split
-    split, bad = _check_readable(split)
+    split, bad = _check_readable(split, cfg.cache_dir)
     if bad:
         check_after_skips(before, split)
     return split, None, torch.tensor(split.targets, dtype=torch.long), bad, None

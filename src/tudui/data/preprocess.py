@@ -84,7 +84,7 @@ def _parse_item(item):
 
 def build_transforms(spec: list):
     """[{'name': 'Resize', 'size': [32, 32]}, 'ToTensor', ...] -> torchvision Compose."""
-    import torchvision.transforms as T
+    import torchvision.transforms as T  # import-time cost: torchvision takes seconds to import
 
     if not isinstance(spec, list):
         raise ConfigError("transforms must be a list")

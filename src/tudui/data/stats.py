@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..console import progress_bar
+from . import load_source
 from .images import failure_reason, open_image, to_mode
-from .splits import ArraySplit, DataSource, DatasetSplit, FileSplit, Split
-from ..progress import progress_bar
+from .splits import ArraySplit, DatasetSplit, DataSource, FileSplit, Split
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 CHUNK = 4096  # images per step for in-memory arrays
@@ -26,7 +27,6 @@ CHUNK = 4096  # images per step for in-memory arrays
 
 class _Acc:
     """Running totals of one split."""
-
     def __init__(self, n_classes: int):
         self.hist = np.zeros((3, 256), dtype=np.int64)
         self.counts = np.zeros(n_classes, dtype=np.int64)
@@ -181,7 +181,6 @@ def format_stats(r: dict) -> str:
 def stats(data, *, data_dir: str | None = None, download: bool = False, val_split: float = 0.2,
           seed: int = 0, workers: int | None = None, allow_outside: bool = False) -> dict:
     """Statistics of a data spec (built-in name, folder, CSV, Dataset), as `tudui stats --json` prints them."""
-    from . import load_source
     return dataset_stats(load_source(data, data_dir=data_dir, download=download, seed=seed, val_split=val_split,
                                      allow_outside=allow_outside),
                          workers=workers)

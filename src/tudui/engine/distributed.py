@@ -49,7 +49,7 @@ class Dist:
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         """Sum `t` over every rank, in place."""
         if self.enabled:
-            import torch.distributed as dist
+            import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
@@ -57,7 +57,7 @@ class Dist:
         """The largest `value` over every rank."""
         if not self.enabled:
             return int(value)
-        import torch.distributed as dist
+        import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
         t = torch.tensor([int(value)], dtype=torch.int64, device=device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t.item())
@@ -66,7 +66,7 @@ class Dist:
         """[obj of rank 0, obj of rank 1, ...] on every rank (picklable values)."""
         if not self.enabled:
             return [obj]
-        import torch.distributed as dist
+        import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
         out = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
@@ -75,7 +75,7 @@ class Dist:
         """Rank 0's `obj` on every rank."""
         if not self.enabled:
             return obj
-        import torch.distributed as dist
+        import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -84,7 +84,7 @@ class Dist:
         """Destroy the process group made here. wait: first meet every rank (rank 0 may still be writing its
         end-of-run summary; a rank that tears gloo down while a peer still uses it can abort at exit)."""
         if self.owned:
-            import torch.distributed as dist
+            import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
             if dist.is_initialized():
                 if wait:
                     try:
@@ -97,7 +97,7 @@ class Dist:
 
 def backends() -> dict:
     """The distributed backends this torch build offers ({name: available})."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
     if not dist.is_available():
         return {}
     return {"gloo": dist.is_gloo_available(), "nccl": dist.is_nccl_available(), "mpi": dist.is_mpi_available(),
@@ -111,7 +111,7 @@ def launched() -> bool:
 
 def from_env() -> Dist:
     """The Dist of an already initialized process group, of torchrun's variables, or a single process."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
     if dist.is_available() and dist.is_initialized():
         return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())),
                     dist.get_backend())
@@ -144,7 +144,7 @@ def setup(cfg, device: torch.device) -> tuple:
                               f"start at most {n} processes per machine (--nproc-per-node={n})")
         device = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(device)
-    import torch.distributed as dist
+    import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         kw = {"device_id": device} if device.type == "cuda" else {}
@@ -160,7 +160,7 @@ def wrap(model: torch.nn.Module, d: Dist, device: torch.device) -> torch.nn.Modu
     that is saved, evaluated and averaged), or `model` itself alone."""
     if not d.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.nn.parallel import DistributedDataParallel as DDP  # import-time cost: DDP, only under torchrun
     ids = [device.index] if device.type == "cuda" else None
     return DDP(model, device_ids=ids, output_device=device.index if ids else None)
 
@@ -184,7 +184,7 @@ def launcher_prefix(d: Dist) -> str:
 
 def peer_failure(e: BaseException) -> Optional[str]:
     """A one-line reason when `e` is what a collective raises because another process failed or hung."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # import-time cost: torch.distributed, only under torchrun
     errors = tuple(t for t in (getattr(dist, "DistError", None), getattr(dist, "DistBackendError", None)) if t)
     text = str(e)
     if isinstance(e, errors) or (isinstance(e, RuntimeError) and any(

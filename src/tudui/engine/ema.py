@@ -11,6 +11,8 @@ import copy
 import torch
 from torch import nn
 
+from ..checkpoint import clean_state_dict
+
 
 class EMA:
     """ema = d * ema + (1 - d) * weights, after every `every`-th optimizer step.
@@ -20,7 +22,6 @@ class EMA:
     dominated by the random initial weights. Floating-point buffers (BatchNorm statistics) are averaged too;
     integer buffers (num_batches_tracked) are copied.
     """
-
     def __init__(self, model: nn.Module, decay: float = 0.999, every: int = 1):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
@@ -53,7 +54,6 @@ class EMA:
         return {"steps": self.steps, "updates": self.updates}
 
     def load_state_dict(self, state: dict, counters: dict | None = None) -> None:
-        from ..checkpoint import clean_state_dict
         self.module.load_state_dict(clean_state_dict(state))
         if counters:
             self.steps, self.updates = int(counters["steps"]), int(counters["updates"])
@@ -69,7 +69,6 @@ class Lookahead:
     not end on its initial weights; on runs of hundreds of steps the cap never binds. BatchNorm statistics
     are averaged too.
     """
-
     def __init__(self, model: nn.Module, decay: float = 0.95, every: int = 5):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"lookahead decay must be in (0, 1), got {decay}")
@@ -97,7 +96,6 @@ class Lookahead:
         return dict(self.slow)
 
     def load_state_dict(self, state: dict, updates: int = 0) -> None:
-        from ..checkpoint import clean_state_dict
         for k, v in clean_state_dict(state).items():
             if k in self.slow:
                 self.slow[k].copy_(v)

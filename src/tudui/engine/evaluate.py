@@ -1,10 +1,18 @@
-"""Evaluation: loss, top-1/top-5 accuracy and the confusion matrix over a loader, with optional TTA."""
+"""Evaluation: loss, top-1/top-5 accuracy and the confusion matrix over a loader, with optional TTA; the\nevaluation split of a saved model (prepare_evaluation: what `tudui eval` and the report share)."""
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .metrics import confusion_matrix, per_class
+from ..config import from_checkpoint_dict
+from ..data import load_source
+from ..data.pipeline import prepare
+from ..errors import DataError
+from ..infer import open_predictor
+from .metrics import confusion_matrix, summary, topk_hits
 
 
 def tta_views(x: torch.Tensor, level: int = 2) -> list:
@@ -53,8 +61,7 @@ def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False
         pred = logits.argmax(1)
         top1 += int((pred == y).sum())
         if n_cls >= 5:
-            k = min(5, n_cls)
-            top5 += int((logits.topk(k, 1).indices == y[:, None]).any(1).sum())
+            top5 += topk_hits(logits, y)
         cm += confusion_matrix(pred, y, n_cls)
         n += len(y)
     if reduce is not None:
@@ -62,10 +69,29 @@ def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False
         reduce(sums)
         reduce(cm)
         total_loss, n, top1, top5 = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
-    cm = cm.cpu()
-    out = {"loss": total_loss / max(1, n) if loss_fn is not None else None,
-           "accuracy": top1 / max(1, n), "num_samples": n, "classes": list(classes),
-           "per_class": per_class(cm, classes), "confusion_matrix": cm.tolist()}
-    if n_cls >= 5:
-        out["top5"] = top5 / max(1, n)
-    return out
+    return summary(cm.cpu(), classes, n, top1, top5, total_loss / max(1, n) if loss_fn is not None else None)
+
+
+def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
+                       tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
+                       download: bool = False, *, verify: bool = True, unsafe_load: bool = False) -> tuple:
+    """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
+    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
+    clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
+                         verify=verify, unsafe_load=unsafe_load)
+    cfg = from_checkpoint_dict(clf.meta.get("config", {}))
+    cfg.device = str(clf.device)
+    spec = data if data is not None else cfg.data
+    if not spec:  # e.g. a checkpoint made by `tudui import` from a bare .pth
+        raise DataError("the checkpoint records no data it can reload (imported, or trained on a Python Dataset); "
+                        "pass the data to evaluate on with --data")
+    source = load_source(spec, data_dir=data_dir or cfg.data_dir, download=download, seed=cfg.seed,
+                         allow_outside=cfg.allow_outside,
+                         val_split=cfg.val_split)
+    if list(source.classes) != list(clf.classes):
+        raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's {clf.classes[:10]}")
+    source.channels = clf.preprocess["channels"]
+    prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
+    use_tta = cfg.tta if tta is None else tta
+    cfg.label_smoothing = 0.0
+    return clf, cfg, prepared, use_tta

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from ..console import notice, say
 from ..data.brightness import training_stats
 from ..data.class_names import read_class_names
 from ..errors import first_line
-from .runlog import say
 
 
 def run_facts(cfg, classes: list, train_loader, device: torch.device) -> dict:
@@ -21,7 +21,7 @@ def run_facts(cfg, classes: list, train_loader, device: torch.device) -> dict:
     try:
         stats = training_stats(train_loader)
     except Exception as e:  # noqa: BLE001 - a statistic must never cost a run
-        say(f"notice: no brightness statistics in the checkpoint ({first_line(e)})")
+        notice(f"no brightness statistics in the checkpoint ({first_line(e)})")
         stats = None
     if stats is not None:
         facts["input_stats"] = stats

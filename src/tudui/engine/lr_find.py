@@ -1,21 +1,19 @@
-"""The learning-rate range test: train from the initial weights while the learning rate grows
+"""The learning-rate range test (its plot: report/figures.lr_find, drawn by tudui.api.lr_find): train from the initial weights while the learning rate grows
 exponentially from `start_lr` to `end_lr`, one batch per value, and stop once the loss diverges.
 A good rate sits where the (smoothed) loss falls fastest, well below where it blows up."""
 from __future__ import annotations
 
 import math
-from typing import Optional
-
 import numpy as np
 
-from ..progress import progress_bar
+from ..console import progress_bar
+from ..errors import ConfigError, TuduiError
+from .trainer import Trainer
 
 
 def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0,
                   beta: float = 0.98, progress: bool = True, model=None, data=None) -> dict:
     """-> {'lrs', 'losses' (smoothed), 'suggested_lr', 'min_loss_lr', 'stopped'}. Nothing is written."""
-    from ..errors import ConfigError
-    from .trainer import Trainer
 
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
@@ -66,7 +64,6 @@ def suggest(lrs: list, losses: list) -> tuple:
     """-> (suggested lr, lr of the lowest loss / 10). The suggestion is where the loss falls fastest before
     its minimum, but no more than a tenth of the minimum's lr: when the loss only starts to fall right
     before it blows up, the steepest point is at the edge of divergence."""
-    from ..errors import TuduiError
     if len(lrs) < 5:
         raise TuduiError(f"the loss diverged after {len(lrs)} steps; lower --start-lr")
     lo = int(np.argmin(losses))
@@ -77,9 +74,3 @@ def suggest(lrs: list, losses: list) -> tuple:
     slopes = np.gradient(np.asarray(losses[:lo + 1]), np.log10(lrs[:lo + 1]))
     steepest = float(lrs[skip + int(np.argmin(slopes[skip:]))])
     return min(steepest, min_loss_lr), min_loss_lr
-
-
-def plot_png(lrs: list, losses: list, path: str, suggested: Optional[float] = None) -> str:
-    """Loss against learning rate (log axis) as a PNG (matplotlib, via tudui.report.figures)."""
-    from ..report.figures import lr_find, save_png
-    return save_png(lr_find(lrs, losses, suggested), path)

@@ -1,14 +1,18 @@
-"""The run folder and everything written into it, from one place: config.yaml, metrics.jsonl,
-TensorBoard events, and the console lines. Checkpoints are written by the trainer through `checkpoint`."""
+"""The run folder and everything written into it, from one place: config.yaml, metrics.jsonl, run.json and
+the TensorBoard events (through tudui.board). Checkpoints are written by the trainer through `checkpoint`."""
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Optional
 
 import yaml
+
+from .. import board
+from ..console import command_line
+from ..errors import ConfigError, TuduiError
+from ..fileio import pid_alive, write_text
 
 
 def unique_run_name(prefix: str = "") -> str:
@@ -27,20 +31,17 @@ def make_run_dir(out: str, name: Optional[str], resume: bool = False) -> str:
             name = unique_run_name()
     path = os.path.join(out, name)
     if not resume and os.path.isdir(path) and os.listdir(path):
-        from ..errors import ConfigError
         raise ConfigError(f"run folder {path} already exists and is not empty; continue it with "
                           f"`tudui train --resume {path}`, or pick another --name (or none for a new folder)")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        from ..errors import ConfigError
         raise ConfigError(f"cannot create the run folder {path}: {e.strerror or e}; choose another --out") from None
     return path
 
 
 def write_error(path: str, e: OSError):
     """A full disk or an unwritable run folder -> one-line TuduiError naming the folder."""
-    from ..errors import TuduiError
     return TuduiError(f"cannot write {os.path.basename(path)} in {os.path.dirname(os.path.abspath(path))}: "
                       f"{e.strerror or e}; free space or make the folder writable (or choose another --out)")
 
@@ -57,12 +58,9 @@ class RunLog:
             if not append and os.path.exists(self.metrics_path):
                 os.remove(self.metrics_path)
             if tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(log_dir=run_dir, purge_step=purge_step)
+                self.tb = board.open_writer(run_dir, purge_step=purge_step)
         except OSError as e:
             raise write_error(self.metrics_path, e) from None
-        except ImportError:  # tensorboard is a dependency; keep training if it is broken
-            print("notice: tensorboard is not importable; no event files are written", file=sys.stderr)
 
     def _write(self, name: str, text: str, mode: str = "w") -> None:
         path = os.path.join(self.run_dir, name)
@@ -71,10 +69,7 @@ class RunLog:
                 with open(path, "a", encoding="utf-8") as fh:
                     fh.write(text)
                 return
-            tmp = path + ".tmp"  # whole files are replaced atomically: a kill leaves the old or the new one
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            write_text(path, text)  # whole files are replaced atomically: a kill leaves the old or the new one
         except OSError as e:
             raise write_error(path, e) from None
 
@@ -91,12 +86,7 @@ class RunLog:
     def epoch(self, row: dict) -> None:
         self._write("metrics.jsonl", json.dumps(row) + "\n", mode="a")
         if self.tb:
-            e = row["epoch"]
-            self.tb.add_scalar("train/loss", row["train_loss"], e)
-            if row.get("val_loss") is not None:
-                self.tb.add_scalar("val/loss", row["val_loss"], e)
-                self.tb.add_scalar("val/acc", row["val_acc"], e)
-            self.tb.flush()
+            board.epoch_scalars(self.tb, row)
 
     def step_lr(self, step: int, lr: float) -> None:
         if self.tb:
@@ -104,11 +94,8 @@ class RunLog:
 
     def batch_grid(self, images, tag: str = "train/batch") -> None:
         """One grid image of a training batch (de-normalized to 0-1), as the course's add_image lesson."""
-        if self.tb is None:
-            return
-        import torchvision
-        grid = torchvision.utils.make_grid(images[:64].float().cpu(), nrow=8, normalize=True)
-        self.tb.add_image(tag, grid, 0)
+        if self.tb is not None:
+            board.batch_grid(self.tb, images, tag)
 
     # ---- run status (run.json), read by `tudui runs` and the report ----
     def start(self, epochs: int, resumed: bool = False) -> None:
@@ -124,32 +111,20 @@ class RunLog:
         self._t0 = time.time()
         self.write_json("run.json", self.status)
 
-    def end(self, trainer, error: Optional[BaseException] = None) -> None:
-        """Record how the run ended: finished, stopped_early, interrupted (a stop signal) or failed."""
+    def end(self, status: str, epochs_done: int, error: Optional[BaseException] = None,
+            reason: Optional[str] = None) -> None:
+        """Record how the run ended: finished, stopped_early, stopped (a callback asked, for `reason`),
+        interrupted (a stop signal) or failed (with the error's first line)."""
         if not getattr(self, "status", None):
             return
-        if getattr(self, "_completed", False):
-            error = None  # an exception being handled around fit(), not one raised in it
-        if error is None:
-            state = "stopped_early" if trainer.stopped_early else "finished"
-        elif isinstance(error, KeyboardInterrupt):  # TrainingInterrupted is one
-            state = "interrupted"
-        else:
-            state = "failed"
-        st = dict(self.status, status=state, ended=time.time(), epochs_done=int(trainer.epoch),
+        st = dict(self.status, status=status, ended=time.time(), epochs_done=int(epochs_done),
                   wall_seconds=round(self.status["wall_seconds"] + time.time() - self._t0, 3))
-        if error is not None and state == "failed":
+        if error is not None and status == "failed":
             st["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        if reason:
+            st["stop_reason"] = reason
         st.pop("pid", None)
         self.write_json("run.json", st)
-
-    def summarize(self, trainer) -> None:
-        """End-of-training TensorBoard pages: confusion matrix and mistakes as images, hparams with the final
-        metrics, the model graph (tudui.report.board)."""
-        self._completed = True
-        if self.tb is not None:
-            from ..report.board import write_summary
-            write_summary(self.tb, trainer)
 
     def close(self) -> None:
         if self.tb:
@@ -157,23 +132,9 @@ class RunLog:
             self.tb = None
 
 
-_QUIET = False
-
-
-def set_quiet(quiet: bool) -> None:
-    """Silence `say` in this process (the ranks other than 0 of a torchrun job)."""
-    global _QUIET
-    _QUIET = bool(quiet)
-
-
-def say(msg: str) -> None:
-    """Progress and notices go to stderr, so stdout can carry JSON."""
-    if not _QUIET:
-        print(msg, file=sys.stderr, flush=True)
-
-
 class NullLog:
     """What the ranks other than 0 log to: nothing (rank 0 alone writes the run folder)."""
+    tb = None
 
     def __getattr__(self, name):
         return lambda *a, **k: None
@@ -189,30 +150,6 @@ def read_status(run_dir: str) -> dict:
         return {}
     if not isinstance(st, dict):
         return {}
-    if st.get("status") == "running" and st.get("pid") and not _alive(int(st["pid"])):
+    if st.get("status") == "running" and st.get("pid") and not pid_alive(int(st["pid"])):
         st["status"] = "interrupted"
     return st
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-CLI_ARGV: Optional[list] = None  # set by tudui.cli.main while it runs a command given as a list
-
-
-def command_line() -> list:
-    """This process's command line as the user typed it: `tudui ...`, `python -c ...` or `python script ...`
-    (`tudui ...` too for tudui.cli.main(argv) called from Python)."""
-    if CLI_ARGV is not None:
-        return ["tudui"] + list(CLI_ARGV)
-    argv = list(sys.argv) or [""]
-    if os.path.basename(argv[0]) in ("tudui", "__main__.py"):
-        return ["tudui"] + argv[1:]
-    return ["python"] + argv

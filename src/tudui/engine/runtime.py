@@ -6,9 +6,9 @@ from typing import Optional
 
 import torch
 
-from ..errors import TuduiError
-from .runlog import say
-from .state import first_line
+from ..console import say
+from ..data.preprocess import normalize_batch
+from ..errors import TuduiError, first_line
 
 
 def _cpu_bf16() -> bool:
@@ -57,7 +57,6 @@ def compile_model(model):
 def data_init_sample(loader, n: int = 5000, seed: int = 0) -> torch.Tensor:
     """Up to n training images, un-augmented and normalized, for a model's `init_from_data`: taken from the
     in-memory tensor, or decoded from the split on the stream path."""
-    from ..data.preprocess import normalize_batch
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(loader.n, generator=g)[:n]
     if loader.images is not None:
@@ -82,7 +81,6 @@ class LossSum:
     the GPU to finish; `total()` reads them (and raises for a non-finite loss) only where the run needs the
     value: before a checkpoint is written and at the end of the epoch. The sums are the same float64 operations
     in the same order either way."""
-
     def __init__(self, device: torch.device, lazy: bool):
         self.device, self.lazy = device, lazy
         self.value = 0.0

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Optional
 
-from .runlog import say
+from ..console import say
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -64,6 +64,18 @@ class StopSignals:
                         f"stop this run; `kill -TERM {os.getpid()}` saves last.pt and stops it")
                 continue
             self._old[s] = signal.signal(s, self._on_signal)
+
+    def agreed(self, dist, device, check: bool = True) -> Optional[int]:
+        """The stop signal every process acts on, or None: under torchrun a signal to any process stops them
+        all at the same step (the largest signal number received wins). check=False: no collective this time."""
+        if not dist.enabled:
+            return self.signum
+        if not check:
+            return None
+        agreed = dist.max_int(self.signum or 0, device)
+        if agreed and self.signum is None:
+            self.signum = agreed
+        return agreed or None
 
     def restore(self) -> None:
         for s, h in self._old.items():

@@ -1,38 +1,38 @@
 """The training loop: the course's loss -> zero_grad -> backward -> step, per epoch, with evaluation,
 logging and checkpoints. All state lives in the Trainer object (nothing global); under torchrun the same
-loop runs in every process with DistributedDataParallel (see distributed.py).
+loop runs in every process with DistributedDataParallel (see distributed.py). What it trains with is built in
+build.py; where it stands (and its save/restore) is state.py's Progress and RunState; the caller's extra work
+comes in as callbacks (hooks.py).
 
 Resume is exact: a checkpoint holds the model, optimizer, scheduler, grad scaler, EMA, the position inside
 the epoch and every RNG state; data order and augmentation depend only on (seed, epoch, batch index)."""
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from .. import checkpoint as ckpt_io
+from .. import models
 from ..config import TrainConfig
+from ..console import progress_bar, say, set_quiet
 from ..device import resolve_device
-from ..progress import progress_bar
-from .ema import EMA, Lookahead
-from .facts import run_facts
+from ..errors import first_line
+from ..fileio import copy as copy_file
+from . import distributed, hooks
+from .build import build_data, build_network, build_optimization
 from .evaluate import evaluate_model
-from .optim import build_loss, build_optimizer, build_scheduler
+from .facts import run_facts
 from .progressive import resize_batch, train_side
-from . import distributed
-from .runlog import NullLog, RunLog, make_run_dir, say, set_quiet
-from .runtime import (LossSum, _cpu_bf16, amp_dtype, compile_model, data_init_sample,  # noqa: F401
-                      use_channels_last)
+from .runlog import NullLog, RunLog, make_run_dir
+from .runtime import LossSum, compile_model
 from .signals import StopSignals, TrainingInterrupted
-from .state import (first_line, load_resume, restore_rank_state, restore_training, rng_state,  # noqa: F401
-                    seed_everything, training_state)
+from .state import EarlyStopping, Progress, RunState, load_resume, rng_state, seed_everything
 
 RANK_SEED = 1_000_003  # rank r > 0 of a torchrun job seeds its global RNGs (dropout) with seed + r * RANK_SEED
 
@@ -50,102 +50,68 @@ class TrainResult:
     classes: list = field(default_factory=list)
     stopped_early: bool = False
     rank: int = 0  # under torchrun: this process's rank (rank 0 wrote the run folder)
+    status: str = hooks.FINISHED  # finished, stopped_early or stopped (a callback asked: see stop_reason)
+    stop_reason: Optional[str] = None
     best_epoch: Optional[int] = None  # the epoch best.pt holds (None: best.pt is a copy of last.pt)
+    best = property(lambda self: next((r for r in self.history if r["epoch"] == self.best_epoch), self.final))
 
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
 
-    @property
-    def best(self) -> dict:
-        """The history row of the epoch saved as best.pt (the final row when best.pt is a copy of last.pt)."""
-        return next((r for r in self.history if r["epoch"] == self.best_epoch), self.final)
-
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, *, model: Optional[nn.Module] = None, data=None, classes=None,
-                 val_data=None, progress: bool = True, resume: Union[str, dict, None] = None):
-        from ..data import load_source
-        from ..data.pipeline import prepare
-        from .. import models
-
+                 val_data=None, progress: bool = True, resume: Union[str, dict, None] = None,
+                 callbacks: Sequence[hooks.Callback] = ()):
         # --pretrained / --weights: their resize and normalization unless the user set them
         cfg = self.cfg = models.apply_preset(cfg)
+        self.callbacks = list(callbacks)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         # under torchrun: join the process group, this rank's GPU; rank 0 alone prints
         self.dist, self.device = distributed.setup(cfg, resolve_device(cfg.device))
-        self.progress = progress and self.dist.main
-        if self.dist.enabled:
-            set_quiet(not self.dist.main)
-
-        source = load_source(data if data is not None else cfg.data, data_dir=cfg.data_dir, download=cfg.download,
-                             allow_outside=cfg.allow_outside, seed=cfg.seed, val_split=cfg.val_split, classes=classes, val_data=val_data)
-        if data is not None and not isinstance(data, (str, os.PathLike)):
-            cfg.data = ""  # a Python Dataset: nothing a later `tudui eval` could reload by name
-        if model is None:
-            source.channels = models.input_channels(cfg.model, source.channels)
-        self.data = prepare(source, cfg, self.device)
-        if self.dist.enabled:  # each rank takes its share of every (global) batch
-            self.data.train.shard(self.dist.rank, self.dist.world)
-            self.data.val.shard(self.dist.rank, self.dist.world)
-        pre = self.data.pre
+        if self.dist.enabled and not self.dist.main:  # a process group made without torchrun's variables too
+            set_quiet(True)
+        self.progress_bar = progress and self.dist.main
+        self.data = build_data(cfg, self.dist, self.device, data=data, classes=classes, val_data=val_data,
+                               own_model=model is not None)
         self.classes = self.data.classes
-        n_cls = len(self.classes)
-        # what the checkpoint tells predict, report and serve besides the weights (see facts.py)
-        self.facts = run_facts(cfg, self.classes, self.data.train, self.device)
-
+        self.facts = run_facts(cfg, self.classes, self.data.train, self.device)  # names, brightness, device
         seed_everything(cfg.seed)  # model init independent of how much randomness data preparation used
-        # by name or the user's module; weights (not when resuming), head marked, --freeze applied
-        model, self.model_spec = models.build(cfg, n_cls, pre, model=model, load_weights=resume is None)
-        self.model = model.to(self.device)
-        if resume is None and hasattr(self.model, "init_from_data"):
-            # data-dependent initialization (fastnet's patch whitening), once, before the EMA copies the model
-            self.model.init_from_data(data_init_sample(self.data.train, seed=cfg.seed))
-        if use_channels_last(cfg, self.model_spec, self.device):
-            self.model = self.model.to(memory_format=torch.channels_last)
-            for loader in (self.data.train, self.data.val):  # batches in the model's layout
-                loader.channels_last = True
-        if cfg.sync_bn:
-            self.model = distributed.convert_sync_bn(self.model, self.dist)
-        self.ema = EMA(self.model, cfg.ema, cfg.ema_every) if cfg.ema > 0 else None
-        self.lookahead = Lookahead(self.model, cfg.lookahead, cfg.lookahead_every) if cfg.lookahead > 0 else None
-        # what a training step calls: DDP around the model under torchrun (self.model stays the bare module that
-        # is saved, evaluated and averaged), compiled with --compile
-        self.net = distributed.wrap(self.model, self.dist, self.device)
+        nw = build_network(cfg, self.data, self.dist, self.device, model=model, fresh=resume is None)
+        self.model, self.model_spec, self.net, self.forward = nw.model, nw.spec, nw.net, nw.forward
+        self.ema, self.lookahead = nw.ema, nw.lookahead
         self._trainable = [p.requires_grad for p in self.model.parameters()]  # what self.net was built with
-        self.forward = compile_model(self.net) if cfg.compile else self.net
         if self.dist.rank > 0:  # dropout masks differ between ranks; rank 0 draws what a single process draws
             seed_everything(cfg.seed + RANK_SEED * self.dist.rank)
-
-        self.steps_per_epoch = math.ceil(len(self.data.train) / cfg.accumulate)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, self.total_steps, cfg)
-        self.amp_dtype = amp_dtype(cfg.amp, self.device)
-        # loss scaling only for fp16 on CUDA; a disabled scaler passes every call straight through
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        weights = None
-        if cfg.class_weights == "auto":
-            counts = torch.tensor(self.data.train_counts, dtype=torch.float32).clamp(min=1)
-            weights = (counts.sum() / (len(counts) * counts)).to(self.device)
-        self.loss_fn = build_loss(cfg, n_cls, weights)
-        self.eval_loss_fn = build_loss(cfg, n_cls, None)
-        self.epoch = 0  # epochs completed
-        self.step = 0  # optimizer steps taken
-        # where the current epoch stands: next batch index, running loss sum and count, lr at its start
-        self.position = {"batch": 0, "loss_sum": 0.0, "count": 0, "lr": self.optimizer.param_groups[0]["lr"]}
-        self.best = None
-        self.bad_epochs = 0
-        self.stopped_early = False
-        self.history: list = []
+        opt = build_optimization(cfg, self.model, self.data, self.device)
+        self.optimizer, self.scheduler, self.scaler = opt.optimizer, opt.scheduler, opt.scaler
+        self.amp_dtype, self.loss_fn, self.eval_loss_fn = opt.amp_dtype, opt.loss_fn, opt.eval_loss_fn
+        self.steps_per_epoch, self.total_steps = opt.steps_per_epoch, opt.total_steps
+        self.early = EarlyStopping(cfg.monitor, cfg.min_delta, cfg.patience)
+        self.progress = Progress(self.optimizer.param_groups[0]["lr"], self.early)
+        self.state = RunState(self.model, self.optimizer, self.scheduler, self.scaler, self.progress, self.ema,
+                              self.lookahead)
         self.run_dir: Optional[str] = None
+        self.log = None  # the RunLog while fit() runs (log.tb: its TensorBoard writer or None)
+        self.status: Optional[str] = None
+        self.stop_reason: Optional[str] = None
         # on a GPU the running loss stays on the device: no host sync in a training step
         self.losses = LossSum(self.device, lazy=self.device.type == "cuda")
         self.signals = StopSignals(repeat_grace=3.0 if self.dist.enabled else 0.0, announce=self.dist.main)
         if resume is not None:
             self.load_state(load_resume(resume) if isinstance(resume, str) else resume)
+
+    # where the run stands (read-only views of self.progress)
+    epoch = property(lambda self: self.progress.epoch)
+    step = property(lambda self: self.progress.step)
+    position = property(lambda self: self.progress.position)
+    history = property(lambda self: self.progress.history)
+    stopped_early = property(lambda self: self.early.stopped)
+    # the first SIGINT/SIGTERM received during fit(), or None; setting it acts as if that signal had arrived
+    stop_signal = property(lambda self: self.signals.signum, lambda self, v: setattr(self.signals, "signum", v))
 
     def _forward(self, x):
         if self.forward is not self.net:
@@ -180,7 +146,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if schedule:
             self.scheduler.step()
-        self.step += 1
+        self.progress.step += 1
         if self.lookahead is not None:
             self.lookahead.update(self.model, self.step, self.total_steps)
         if self.ema is not None:
@@ -215,7 +181,7 @@ class Trainer:
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
         self.losses.start(pos["loss_sum"])
-        bar = progress_bar(len(loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.progress,
+        bar = progress_bar(len(loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.progress_bar,
                            initial=pos["batch"], leave=False, dynamic_ncols=True)
         side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
         for b, (x, y) in enumerate(loader.iterate(self.epoch, start=pos["batch"]), pos["batch"]):
@@ -228,7 +194,7 @@ class Trainer:
             pos["count"] += len(y)
             pos["batch"] = b + 1
             bar.update(1)
-            if b % 10 == 0 and self.progress:
+            if b % 10 == 0 and self.progress_bar:
                 bar.set_postfix(loss=f"{float(loss):.4f}")
             if not stepped:
                 continue
@@ -254,15 +220,6 @@ class Trainer:
                               tta=self.cfg.tta, amp_dtype=self.amp_dtype,
                               reduce=self.dist.sum_ if self.dist.enabled else None)
 
-    def _improved(self, row) -> bool:
-        key = self.cfg.monitor
-        v = row[key]
-        if self.best is None:
-            return True
-        if key == "val_acc":
-            return v > self.best + self.cfg.min_delta
-        return v < self.best - self.cfg.min_delta
-
     # ---- checkpoints and resume ----
     def save(self, path: str, row: dict) -> None:
         """Write a checkpoint. Under torchrun every rank calls this (it gathers each rank's loss sums and RNG
@@ -274,7 +231,7 @@ class Trainer:
             gathered = self.dist.gather((self.position["loss_sum"], self.position["count"], rng_state()))
             if not self.dist.main:
                 return
-        state, extra = training_state(self)
+        state, extra = self.state.state_dict()
         if gathered is not None:
             state["position"].update(loss_sum=sum(g[0] for g in gathered), count=sum(g[1] for g in gathered),
                                      rank_sums=[[g[0], g[1]] for g in gathered])
@@ -285,36 +242,19 @@ class Trainer:
                      extra=dict(extra or {}, **self.facts))
 
     def load_state(self, ck: dict) -> None:
-        """Continue the run saved in `ck` (a loaded last.pt); see state.restore_training. A checkpoint of a
-        torchrun job resumes exactly with as many processes; with another number (the same global batch) each
-        rank starts its own RNG anew and rank 0 carries the epoch's loss sums so far."""
-        restore_training(self, ck)
-        restore_rank_state(self, ck, RANK_SEED)
+        """Continue the run saved in `ck` (a loaded last.pt); see state.RunState. A checkpoint of a torchrun job
+        resumes exactly with as many processes; with another number (the same global batch) each rank starts its
+        own RNG anew and rank 0 carries the epoch's loss sums so far."""
+        self.run_dir = self.state.load_state_dict(ck, self.cfg, self.steps_per_epoch, self.total_steps)
+        self.state.load_rank_state(ck, self.dist, self.cfg.seed + RANK_SEED * self.dist.rank + self.step)
 
     # ---- stop signals ----
-    @property
-    def stop_signal(self) -> Optional[int]:
-        """The first SIGINT/SIGTERM received during fit(), or None."""
-        return self.signals.signum
-
-    @stop_signal.setter
-    def stop_signal(self, signum: Optional[int]) -> None:  # as if that signal had arrived
-        self.signals.signum = signum
-
     def _stop_requested(self, force: bool = False) -> Optional[int]:
-        """The stop signal every rank acts on, or None: under torchrun a signal to any process stops them all
-        at the same step (the largest signal number received wins)."""
-        if not self.dist.enabled:
-            return self.stop_signal
-        if self.losses.lazy and self.step % 20 and not force:  # on GPUs: every 20 steps, not a host sync every step
-            return None
-        agreed = self.dist.max_int(self.stop_signal or 0, self.device)
-        if agreed and self.signals.signum is None:
-            self.signals.signum = agreed
-        return agreed or None
+        """The stop signal every rank acts on (see StopSignals.agreed); on GPUs agreed every 20 steps only."""
+        return self.signals.agreed(self.dist, self.device, force or not (self.losses.lazy and self.step % 20))
 
     def _interrupted(self, last_path: str) -> TrainingInterrupted:
-        e = TrainingInterrupted(self.stop_signal, last_path, launcher=distributed.launcher_prefix(self.dist))
+        e = TrainingInterrupted(self.signals.signum, last_path, launcher=distributed.launcher_prefix(self.dist))
         b = self.position["batch"]
         where = f"in epoch {self.epoch + 1} after batch {b}/{len(self.data.train)}" if b else f"after epoch {self.epoch}"
         say(f"stopped {where} (step {self.step}); saved {last_path}")
@@ -322,6 +262,7 @@ class Trainer:
         return e
 
     def fit(self) -> TrainResult:
+        """Train to cfg.epochs (or an early stop, a callback's stop, a stop signal: TrainingInterrupted)."""
         try:
             result = self._fit()
         except TrainingInterrupted:
@@ -336,91 +277,121 @@ class Trainer:
         self.dist.close()
         return result
 
-    def _fit(self) -> TrainResult:
+    def _open_log(self, resumed: bool):
         cfg = self.cfg
-        resumed = self.run_dir is not None
         run_dir = self.run_dir or (make_run_dir(cfg.out, cfg.name) if self.dist.main else None)
         run_dir = self.run_dir = self.dist.broadcast(run_dir)  # one folder, named by rank 0
         cfg.name = os.path.basename(run_dir)  # the resolved config names the folder, for --resume
-        if not self.dist.main:
-            log = NullLog()
-        else:
-            log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None)
+        log = RunLog(run_dir, append=resumed, purge_step=self.step + 1 if resumed else None) \
+            if self.dist.main else NullLog()
         log.write_config(cfg.to_dict())
         log.start(cfg.epochs, resumed)
         if resumed:
             log.restore(self.history)  # metrics.jsonl holds exactly the epochs this checkpoint knows
         if self.data.source.holdout:
             log.write_json("split.json", self.data.source.holdout)
-        for note in self.data.source.notes:
+        return log
+
+    def _announce(self, resumed: bool) -> None:
+        cfg, d = self.cfg, self.data
+        for note in d.source.notes:
             say(note)
-        say(f"data: {len(self.data.train.targets)} train / {len(self.data.val.targets)} val images, "
-            f"{len(self.classes)} classes, {self.data.pre['channels']}x{self.data.pre['size'][0]}x"
-            f"{self.data.pre['size'][1]}; loader: {self.data.loader_kind} ({self.data.loader_reason})")
+        say(f"data: {len(d.train.targets)} train / {len(d.val.targets)} val images, {len(self.classes)} classes, "
+            f"{d.pre['channels']}x{d.pre['size'][0]}x{d.pre['size'][1]}; loader: {d.loader_kind} ({d.loader_reason})")
         if self.dist.enabled:
             say(f"distributed: {self.dist.world} processes ({self.dist.backend}); global batch {cfg.batch_size} = "
                 f"{self.dist.world} x {cfg.batch_size // self.dist.world} per process")
+        n_params = sum(p.numel() for p in self.model.parameters())
+        say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
+        if resumed:
+            say(f"resuming {self.run_dir} at epoch {self.epoch + 1}, batch {self.position['batch']}, step {self.step}")
+
+    def _end_epoch(self, train_loss: float, last_path: str, best_path: str) -> Optional[str]:
+        """Evaluate, log, save last.pt (and best.pt, a copy, on an improvement), ask the callbacks
+        -> a stop reason (early stopping or a callback's) or None."""
+        cfg, prog = self.cfg, self.progress
+        lr = prog.position["lr"]
+        prog.epoch += 1
+        prog.position = prog.fresh_position(self.optimizer.param_groups[0]["lr"])
+        last = prog.epoch == cfg.epochs
+        row = {"epoch": prog.epoch, "train_loss": train_loss, "val_loss": None, "val_acc": None, "lr": lr,
+               "step": prog.step}
+        if prog.epoch % cfg.eval_every == 0 or last:
+            ev = self.evaluate(self.ema.module if self.ema is not None else None)
+            row.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
+            if self.ema is not None:  # the EMA weights are what gets used; report the raw ones too
+                raw = self.evaluate()
+                row.update(raw_val_loss=raw["loss"], raw_val_acc=raw["accuracy"])
+        row["seconds"] = round(time.perf_counter() - self._t0, 3)
+        prog.history.append(row)
+        self.log.epoch(row)
+        improved = self.early.update(row, last)
+        self.save(last_path, row)
+        if improved and self.dist.main:  # the same bytes (and SHA-256): copied, not serialized and hashed again
+            copy_file(last_path, best_path)
+        evaluated = row["val_acc"] is not None
+        va, vl = (f"{row['val_acc']:.4f}", f"{row['val_loss']:.4f}") if evaluated else ("-", "-")
+        say(f"epoch {prog.epoch}/{cfg.epochs}  train_loss {train_loss:.4f}  val_loss {vl}  "
+            f"val_acc {va}  lr {lr:.4g}  {row['seconds']:.1f}s")
+        if self.early.stopped:
+            say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
+                f"for {cfg.patience} epochs")
+            return hooks.STOPPED_EARLY
+        reason = hooks.stop_reason(self.callbacks, self, row)
+        if self.dist.enabled:  # a stop asked for in any process stops every process
+            reason = reason or (hooks.STOPPED if self.dist.max_int(1 if reason else 0, self.device) else None)
+        if reason is not None and not last:
+            say(f"stopped after epoch {prog.epoch}: {reason}")
+            return reason
+        return None
+
+    def _fit(self) -> TrainResult:
+        cfg = self.cfg
+        resumed = self.run_dir is not None
+        log = self.log = self._open_log(resumed)
+        run_dir = self.run_dir
+        self._announce(resumed)
         last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
         self.signals.install()  # from here on, a signal means "save and stop"
+        status, error = hooks.FAILED, None
         try:
-            n_params = sum(p.numel() for p in self.model.parameters())
-            say(f"model: {self.model_spec['name']} ({n_params:,} parameters) on {self.device}")
-            if resumed:
-                say(f"resuming {run_dir} at epoch {self.epoch + 1}, batch {self.position['batch']}, step {self.step}")
+            for cb in self.callbacks:
+                cb.on_fit_start(self)
             while self.epoch < cfg.epochs:
-                t0 = time.perf_counter()
+                self._t0 = time.perf_counter()
                 train_loss = self.train_epoch(log, last_path)
-                lr = self.position["lr"]
-                self.epoch += 1
-                self.position = {"batch": 0, "loss_sum": 0.0, "count": 0, "lr": self.optimizer.param_groups[0]["lr"]}
-                last = self.epoch == cfg.epochs
-                row = {"epoch": self.epoch, "train_loss": train_loss, "val_loss": None, "val_acc": None, "lr": lr,
-                       "step": self.step}
-                if self.epoch % cfg.eval_every == 0 or last:
-                    ev = self.evaluate(self.ema.module if self.ema is not None else None)
-                    row.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
-                    if self.ema is not None:  # the EMA weights are what gets used; report the raw ones too
-                        raw = self.evaluate()
-                        row.update(raw_val_loss=raw["loss"], raw_val_acc=raw["accuracy"])
-                row["seconds"] = round(time.perf_counter() - t0, 3)
-                self.history.append(row)
-                log.epoch(row)
-                evaluated = row["val_acc"] is not None
-                improved = evaluated and self._improved(row)
-                if improved:
-                    self.best, self.bad_epochs = row[cfg.monitor], 0
-                elif evaluated:
-                    self.bad_epochs += 1
-                if cfg.patience is not None and self.bad_epochs >= cfg.patience and not last:
-                    self.stopped_early = True
-                self.save(last_path, row)
-                if improved:
-                    self.save(best_path, row)
-                va = f"{row['val_acc']:.4f}" if evaluated else "-"
-                vl = f"{row['val_loss']:.4f}" if evaluated else "-"
-                say(f"epoch {self.epoch}/{cfg.epochs}  train_loss {train_loss:.4f}  val_loss {vl}  "
-                    f"val_acc {va}  lr {lr:.4g}  {row['seconds']:.1f}s")
-                if self.stopped_early:
-                    say(f"early stopping: {cfg.monitor} did not improve by more than {cfg.min_delta} "
-                        f"for {cfg.patience} epochs")
+                reason = self._end_epoch(train_loss, last_path, best_path)
+                if reason is not None:
+                    if reason != hooks.STOPPED_EARLY:
+                        self.stop_reason = reason
                     break
-                if self._stop_requested(force=True) is not None and not last:
+                if self._stop_requested(force=True) is not None and self.epoch < cfg.epochs:
                     raise self._interrupted(last_path)
+            status = hooks.STOPPED_EARLY if self.early.stopped else hooks.STOPPED if self.stop_reason else \
+                hooks.FINISHED
             if self.dist.enabled and self.dist.main:  # rank 0's summary pages see every held-out image
                 self.data.val.shard(0, 1)
-            log.summarize(self)
+        except KeyboardInterrupt as e:  # TrainingInterrupted is one
+            status, error = hooks.INTERRUPTED, e
+            raise
+        except BaseException as e:
+            error = e
+            raise
         finally:
-            log.end(self, sys.exc_info()[1])
+            self.status = status
+            log.end(status, self.epoch, error, reason=self.stop_reason)
             self.signals.restore()
+            self._fit_end(status)
             log.close()
         if self.dist.main and not os.path.exists(best_path) and os.path.exists(last_path):
-            ckpt_io.atomic_copy(last_path, best_path)
-        best_epoch = next((r["epoch"] for r in self.history
-                           if r.get(cfg.monitor) is not None and r[cfg.monitor] == self.best), None)
+            copy_file(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
-                           classes=self.classes, stopped_early=self.stopped_early, rank=self.dist.rank,
-                           best_epoch=best_epoch)
+                           classes=self.classes, stopped_early=self.early.stopped, rank=self.dist.rank,
+                           status=status, stop_reason=self.stop_reason, best_epoch=self.early.best_epoch)
 
-
-def train(cfg: TrainConfig, **kwargs) -> TrainResult:
-    return Trainer(cfg, **kwargs).fit()
+    def _fit_end(self, status: str) -> None:
+        for cb in self.callbacks:
+            try:
+                cb.on_fit_end(self, status)
+            except Exception as e:  # noqa: BLE001 - end-of-run extras never change how the run ended
+                say(f"notice: {type(cb).__name__}.on_fit_end failed ({first_line(e)})")

@@ -9,8 +9,13 @@ from typing import Optional
 
 import torch
 
+from ..infer.checkpoint import Classifier, load
+from ..infer.onnx_model import require
 from .check import sample_inputs
 from .common import ExportError, metadata, reason
+from .locate import failing_layer
+from .onnx_export import DEFAULT_OPSET, check_onnx, to_onnx_proto, write_onnx
+from .torchscript import check_torchscript, trace, write_torchscript
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -24,7 +29,6 @@ def default_out(source_path: Optional[str], fmt: str) -> str:
 
 
 def _load(checkpoint, model, verify: bool = True, unsafe_load: bool = False):
-    from ..classifier import Classifier, load
     if isinstance(checkpoint, Classifier):
         return checkpoint
     return load(checkpoint, model=model, device="cpu", verify=verify, unsafe_load=unsafe_load)
@@ -53,7 +57,6 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     t0 = time.perf_counter()
     notes: list = []
     if fmt == "onnx":  # fail on a missing dependency before any work
-        from ..infer.onnx_model import require
         for mod in ("onnx", "onnxruntime") + (("onnxscript",) if (opset or 18) >= 18 else ()):
             require(mod)
     clf = _load(checkpoint, model, verify=verify, unsafe_load=unsafe_load)
@@ -69,7 +72,6 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 less the umask, as .pt (not mkstemp's 0600)
     try:
         if fmt == "onnx":
-            from .onnx_export import DEFAULT_OPSET, check_onnx, to_onnx_proto, write_onnx
             opset = int(opset or DEFAULT_OPSET)
             if opset < 7:
                 raise ExportError(f"--opset {opset} is too old; use 7 or newer (default {DEFAULT_OPSET})")
@@ -82,7 +84,6 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
             stats = check_onnx(tmp, net, check_x)
             exporter = "torch.onnx dynamo" if opset >= 18 else "torch.onnx torchscript-based"
         else:
-            from .torchscript import check_torchscript, trace, write_torchscript
             try:
                 traced = trace(net, example, notes)
             except Exception as e:  # noqa: BLE001
@@ -101,8 +102,6 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
 
 def _explain(net, example, err, export_one, what: str) -> ExportError:
     """One line: the innermost layer whose own export fails, and the exporter's reason."""
-    from .locate import failing_layer
-
     def attempt(mod, x):
         try:
             export_one(mod.eval(), x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.preprocess import normalize_batch, stats_tensors
 from ..errors import first_line
 from .common import ExportError
 
@@ -13,7 +14,6 @@ BATCH_SIZES = (1, 2, 7)
 def sample_inputs(pre: dict, n: int = 64, seed: int = 0) -> torch.Tensor:
     """n random images (uniform 0-255 pixels) normalized with the model's mean/std: inputs in the range the
     model sees in use."""
-    from ..data.preprocess import normalize_batch, stats_tensors
     g = torch.Generator().manual_seed(seed)
     c, (h, w) = int(pre["channels"]), pre["size"]
     x = torch.randint(0, 256, (n, c, int(h), int(w)), generator=g, dtype=torch.uint8)

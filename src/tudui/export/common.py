@@ -10,6 +10,8 @@ import torch
 
 from ..errors import TuduiError
 from ..infer.onnx_model import META_FORMAT as FORMAT  # the reader's name for the format: one definition
+from ..version import __version__
+
 FORMAT_VERSION = 1
 # metadata keys whose (string) values are JSON; the others are plain strings
 JSON_KEYS = ("format_version", "classes", "num_classes", "input_size", "channels", "mean", "std", "preprocess",
@@ -22,7 +24,6 @@ class ExportError(TuduiError):
 
 def metadata(clf) -> dict:
     """Everything a program without tudui needs to feed the file and name its answers."""
-    from .. import __version__
     pre = clf.preprocess
     meta = clf.meta or {}
     return {

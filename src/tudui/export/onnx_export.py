@@ -18,7 +18,8 @@ import warnings
 import torch
 
 from ..errors import first_line
-from ..infer.onnx_model import require
+from ..infer.onnx_model import OnnxModule, open_session, require
+from .check import compare
 from .common import ExportError, as_strings
 
 DEFAULT_OPSET = 18
@@ -50,7 +51,7 @@ def to_onnx_proto(net: torch.nn.Module, example: torch.Tensor, opset: int):
     onnx = require("onnx")
     if opset >= 18:
         require("onnxscript")
-        from torch.export import Dim
+        from torch.export import Dim  # import-time cost: only when exporting
         with quiet():
             prog = torch.onnx.export(net, (example,), None, dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
                                      opset_version=opset, dynamic_shapes=({0: Dim("batch", min=1)},),
@@ -87,7 +88,5 @@ def check_onnx(path: str, net: torch.nn.Module, inputs: torch.Tensor) -> dict:
     except Exception as e:
         raise ExportError(f"the exported ONNX file fails onnx.checker: {first_line(e, 250)}; "
                           "no file kept") from None
-    from ..infer.onnx_model import OnnxModule, open_session
     runner = OnnxModule(open_session(path, "cpu"))
-    from .check import compare
     return compare(net, runner, inputs, rtol=1e-3, atol=1e-5, what="ONNX model (onnxruntime, CPU)")

@@ -9,14 +9,15 @@ import warnings
 
 import torch
 
-from ..infer.open import TORCHSCRIPT_META as META_FILE  # the reader's name for the extra file: one definition
+from ..infer.torchscript import TORCHSCRIPT_META as META_FILE  # the reader's name for the extra file: one definition
+from .check import compare
 from .common import ExportError
 from .onnx_export import quiet
 
 
 def _library_file(filename: str) -> bool:
     """torch's and torchvision's own shape checks trigger tracer warnings that do not matter."""
-    import torchvision
+    import torchvision  # import-time cost: torchvision takes seconds to import
     roots = [os.path.dirname(m.__file__) for m in (torch, torchvision)]
     return any(os.path.abspath(filename).startswith(r + os.sep) for r in roots)
 
@@ -50,5 +51,4 @@ def check_torchscript(path: str, net: torch.nn.Module, inputs: torch.Tensor) -> 
     except Exception as e:
         raise ExportError(f"the saved TorchScript file does not load back ({str(e).strip()[:200]}); no file kept") \
             from None
-    from .check import compare
     return compare(net, loaded, inputs, rtol=1e-6, atol=1e-6, what="TorchScript model")

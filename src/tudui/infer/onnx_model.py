@@ -2,6 +2,7 @@
 preprocessing come from the file's metadata_props (written by `tudui export`)."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -16,7 +17,6 @@ META_FORMAT = "tudui-export"
 
 def require(module: str):
     """Import an optional dependency of the `export` extra, or say in one line how to install it."""
-    import importlib
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -65,7 +65,6 @@ def decode_metadata(props: dict) -> dict:
 class OnnxModule(nn.Module):
     """An onnxruntime session as a module: forward(normalized float batch) -> logits tensor on the CPU, so code
     written for a PyTorch model (engine.evaluate, TTA, reports) runs an exported model unchanged."""
-
     def __init__(self, session):
         super().__init__()
         self.session = session

@@ -1,22 +1,17 @@
-"""open_predictor(path): a tudui checkpoint, an exported .onnx file or an exported TorchScript file."""
+"""open_predictor(path): a tudui checkpoint, an exported .onnx file or an exported TorchScript file; which
+file is which."""
 from __future__ import annotations
 
-import json
 import os
-import warnings
 import zipfile
 
-import torch
-
-from ..errors import CheckpointError
+from .checkpoint import load
 from .predictor import Predictor
-
-TORCHSCRIPT_META = "tudui.json"
+from .torchscript import TorchScriptPredictor
 
 
 def is_onnx(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".onnx")
-
 
 def is_torchscript(path) -> bool:
     """A TorchScript archive is a zip with code/ and constants.pkl; a tudui checkpoint is a zip with data.pkl only."""
@@ -29,32 +24,6 @@ def is_torchscript(path) -> bool:
     except (OSError, zipfile.BadZipFile):
         return False
 
-
-class TorchScriptPredictor(Predictor):
-    kind = "torchscript"
-
-    def __init__(self, path: str, device: str = "cpu"):
-        from ..device import resolve_device
-        extra = {TORCHSCRIPT_META: ""}
-        dev = resolve_device(device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated in favour of torch.export
-            try:
-                self.model = torch.jit.load(path, map_location=dev, _extra_files=extra).eval()
-            except Exception as e:
-                raise CheckpointError(f"{path} is not a loadable TorchScript file ({str(e).strip()[:200]})") from None
-        if not extra[TORCHSCRIPT_META]:
-            raise CheckpointError(f"{path} has no tudui metadata; export it with `tudui export CHECKPOINT "
-                                  "--format torchscript`")
-        meta = json.loads(extra[TORCHSCRIPT_META])
-        self.classes = list(meta["classes"])
-        self.preprocess = dict(meta["preprocess"])
-        meta["path"] = path
-        meta.setdefault("config", {})
-        self.meta = meta
-        self.device = dev
-
-
 def open_predictor(source, device: str = "cpu", model=None, *, verify: bool = True,
                    unsafe_load: bool = False) -> Predictor:
     """A Predictor from a tudui checkpoint (file or run folder), an exported .onnx (run by onnxruntime) or an
@@ -63,9 +32,8 @@ def open_predictor(source, device: str = "cpu", model=None, *, verify: bool = Tr
     if isinstance(source, Predictor):
         return source
     if is_onnx(source):
-        from .onnx_model import OnnxPredictor
+        from .onnx_model import OnnxPredictor  # optional dependency: onnxruntime (extra: export)
         return OnnxPredictor(os.fspath(source), device=device)
     if isinstance(source, (str, os.PathLike)) and is_torchscript(source):
         return TorchScriptPredictor(os.fspath(source), device=device)
-    from ..classifier import load
     return load(source, model=model, device=device, verify=verify, unsafe_load=unsafe_load)

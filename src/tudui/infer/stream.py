@@ -12,10 +12,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
+from ..console import progress_bar
 from ..data.images import failure_reason, is_image_file, open_image
 from ..errors import ConfigError, DataError
 from .open import open_predictor
-from ..progress import progress_bar
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 

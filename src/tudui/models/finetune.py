@@ -1,69 +1,21 @@
-"""Fine-tuning: which parameters form a model's head, freezing the backbone (feature extraction, as in the
-PyTorch transfer-learning tutorial), the preprocessing preset of pretrained weights, and building the model
-the Trainer trains together with the spec a checkpoint needs to rebuild it."""
+"""Fine-tuning: the preprocessing preset of pretrained weights, and building the model the Trainer trains
+(head marked, --freeze backbone applied: head.py) together with the spec a checkpoint needs to rebuild it."""
 from __future__ import annotations
 
 import dataclasses
 
 from torch import nn
 
+from ..console import say
 from ..errors import ConfigError
-from .weights import IMAGENET_MEAN, IMAGENET_STD, say
-
-
-def head_modules(model: nn.Module) -> tuple:
-    """Module names of the head: what a zoo/timm model recorded, else the model's last nn.Linear
-    (the course network's, or a user's). A user model may set `tudui_head = ('name', ...)` itself."""
-    heads = getattr(model, "tudui_head", None)
-    if heads:
-        return (heads,) if isinstance(heads, str) else tuple(heads)
-    last = None
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            last = name
-    return (last,) if last is not None else ()
-
-
-def mark_head(model: nn.Module) -> tuple:
-    """Record the head on the model: tudui_head (module names) and tudui_head_params (parameter names,
-    which --backbone-lr uses to tell head from backbone)."""
-    heads = head_modules(model)
-    model.tudui_head = heads
-    model.tudui_head_params = frozenset(f"{h}.{p}" if h else p for h in heads
-                                        for p, _ in model.get_submodule(h).named_parameters())
-    return heads
-
-
-def _stay_in_eval(module: nn.Module, args) -> None:
-    # forward pre-hook: a frozen backbone's BatchNorm keeps using (and never updates) its running statistics,
-    # whatever model.train() did
-    module.training = False
-
-
-def freeze_backbone(model: nn.Module) -> int:
-    """Train only the head: every other parameter stops requiring gradients and every BatchNorm outside the
-    head stays in eval mode. Returns the number of trainable parameters left."""
-    heads = mark_head(model)
-    if not heads:
-        raise ConfigError(f"--freeze backbone: cannot tell the head of {type(model).__name__} (it has no nn.Linear); "
-                          "set model.tudui_head = ('module_name',)")
-    head_params = model.tudui_head_params
-    trainable = 0
-    for name, p in model.named_parameters():
-        p.requires_grad_(name in head_params)
-        trainable += p.numel() if name in head_params else 0
-    for name, m in model.named_modules():
-        in_head = any(name == h or name.startswith(h + ".") for h in heads)
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not in_head and not getattr(m, "_tudui_frozen", False):
-            m.register_forward_pre_hook(_stay_in_eval)
-            m._tudui_frozen = True
-            m.eval()
-    return trainable
+from . import timm_models, zoo
+from .factory import REGISTRY, create
+from .head import freeze_backbone, mark_head
+from .timm_models import PREFIX
+from .weights import IMAGENET_MEAN, IMAGENET_STD, load_weights_file
 
 
 def _kind(name: str) -> str:
-    from . import REGISTRY
-    from .timm_models import PREFIX
     if name in REGISTRY:
         return "tudui"
     if name.startswith(PREFIX):
@@ -78,11 +30,9 @@ def weights_preset(name: str, pretrained: bool) -> dict:
     statistics (and the architecture's usual size) for a local file."""
     kind = _kind(name)
     if kind == "zoo":
-        from .zoo import preset, zoo_names
-        return preset(name, pretrained) if name in zoo_names() else {}
+        return zoo.preset(name, pretrained) if name in zoo.zoo_names() else {}
     if kind == "timm":
-        from .timm_models import PREFIX, preset
-        return preset(name[len(PREFIX):], pretrained)
+        return timm_models.preset(name[len(PREFIX):], pretrained)
     return {} if pretrained else {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
@@ -108,8 +58,6 @@ def build(cfg, num_classes: int, pre: dict, model: nn.Module = None, load_weight
     """The model to train and its spec {name, args, num_classes, in_channels, img_size[, user_module]}:
     built by name (with --pretrained / --weights) or the user's own module; then the head is marked and,
     with --freeze backbone, everything else frozen. load_weights=False skips weights (resuming a run)."""
-    from . import create
-
     size = tuple(pre["size"])
     if model is None:
         name = cfg.model
@@ -126,7 +74,6 @@ def build(cfg, num_classes: int, pre: dict, model: nn.Module = None, load_weight
         name, args, user = f"{cls.__module__}:{cls.__qualname__}", dict(cfg.model_args), True
         mark_head(model)
         if cfg.weights and load_weights:
-            from .weights import load_weights_file
             load_weights_file(model, cfg.weights, name)
     spec = {"name": name, "args": args, "num_classes": num_classes, "in_channels": pre["channels"],
             "img_size": list(size)}

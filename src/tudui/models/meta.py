@@ -46,7 +46,7 @@ def input_error(model: nn.Module, channels: int, size) -> Optional[str]:
 
     The forward pass runs on meta copies of the weights (shapes only), in eval mode so that BatchNorm
     accepts a batch of one; the model's own weights and mode are left as they were."""
-    from torch.func import functional_call
+    from torch.func import functional_call  # import-time cost: only for meta-device shape checks
 
     state = {k: v.to("meta") for k, v in model.named_parameters()}
     state.update({k: v.to("meta") for k, v in model.named_buffers()})

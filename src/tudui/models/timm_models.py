@@ -6,6 +6,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, TuduiError
@@ -17,7 +18,7 @@ PREFIX = "timm:"
 
 def _timm():
     try:
-        import timm
+        import timm  # optional dependency: timm (extra: timm)
     except ImportError:
         raise ConfigError("timm:<name> models need timm: pip install 'tudui[timm]'") from None
     return timm
@@ -104,7 +105,7 @@ def _create_pretrained(timm, name, cfg, num_classes, kwargs):
 def _cached_file(cfg):
     if cfg.hf_hub_id:
         try:
-            from huggingface_hub import try_to_load_from_cache
+            from huggingface_hub import try_to_load_from_cache  # optional dependency: huggingface_hub (with timm)
         except ImportError:
             return None
         for fn in filter(None, (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin")):
@@ -112,7 +113,6 @@ def _cached_file(cfg):
             if isinstance(p, str) and os.path.isfile(p):
                 return p
     if cfg.url:
-        import torch
         p = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(cfg.url).path))
         if os.path.isfile(p):
             return p

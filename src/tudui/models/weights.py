@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sys
 import threading
 from typing import Optional
 from urllib.parse import urlparse
@@ -13,6 +12,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from ..checkpoint import clean_state_dict
+from ..console import say
 from ..errors import ConfigError, TuduiError, first_line
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -23,10 +24,6 @@ READ_TIMEOUT = 60.0  # seconds a stalled download may wait for data
 AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
 # DenseNet files from torchvision's URLs still use the old 'norm.1'-style names of its layers
 _DENSENET_OLD = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def reachable(host: str, port: int = 443, timeout: Optional[float] = None) -> Optional[str]:
@@ -79,13 +76,11 @@ def fetch(url: str, what: str) -> str:
 def read_state_dict(path: str) -> dict:
     """A local weights file -> {name: tensor}: a safetensors file, a saved state_dict, a checkpoint dict that
     holds one (tudui's, or {'state_dict': ...} / {'model': ...}). Never unpickles code."""
-    from ..checkpoint import clean_state_dict
-
     path = os.fspath(os.path.expanduser(path))
     if not os.path.isfile(path):
         raise ConfigError(f"--weights file not found: {path}")
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # import-time cost: only for a .safetensors file
         try:
             sd = load_file(path, device="cpu")
         except Exception as e:

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from .meta import input_error
 from .weights import IMAGENET_MEAN, IMAGENET_STD, fetch, load_backbone, report
+from .weights import read_state_dict
 
 _NAMES: Optional[list] = None
 
@@ -21,13 +22,13 @@ _NAMES: Optional[list] = None
 def zoo_names() -> list:
     global _NAMES
     if _NAMES is None:
-        import torchvision.models as tvm
+        import torchvision.models as tvm  # import-time cost: torchvision takes seconds to import
         _NAMES = sorted(tvm.list_models(module=tvm))
     return _NAMES
 
 
 def default_weights(name: str):
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # import-time cost: torchvision takes seconds to import
     try:
         return tvm.get_model_weights(name).DEFAULT
     except (ValueError, AttributeError):
@@ -56,7 +57,7 @@ def _hw(img_size) -> Optional[tuple]:
 
 def create_zoo(name: str, num_classes: int, in_channels: int = 3, img_size=None, pretrained: bool = False,
                **kwargs) -> nn.Module:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # import-time cost: torchvision takes seconds to import
 
     if name not in zoo_names():
         close = difflib.get_close_matches(name, zoo_names(), n=3)
@@ -85,7 +86,6 @@ def create_zoo(name: str, num_classes: int, in_channels: int = 3, img_size=None,
         if w is None:
             raise ConfigError(f"torchvision has no pretrained weights for {name}")
         path = fetch(w.url, f"torchvision's pretrained weights for {name}")
-        from .weights import read_state_dict
         sd = read_state_dict(path)
         try:
             dropped = load_backbone(model, sd, f"torchvision's {name} weights ({path})", name)

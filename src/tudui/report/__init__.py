@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def report(path, data=None, **kwargs) -> str:
     """Write the HTML report of a run folder or checkpoint; returns its path (see tudui.report.build.report)."""
-    from .build import report as _report
+    from .build import report as _report  # import-time cost: matplotlib and captum, not at `import tudui`
     return _report(path, data, **kwargs)
 
 

@@ -8,9 +8,15 @@ import os
 import time
 from typing import Optional
 
+import torch
 import yaml
 
 from ..errors import CheckpointError, ConfigError, DataError
+from . import figures, grids, html
+from .cam import gradcam, why_no_cam
+from .collect import collect
+from .fonts import label
+from .runs import STATUS_LABELS, fmt_seconds, read_history, run_info
 
 
 def _locate(path: str, out: Optional[str]) -> tuple:
@@ -39,7 +45,6 @@ def _locate(path: str, out: Optional[str]) -> tuple:
 
 def _history(run_dir: Optional[str], ck: dict) -> tuple:
     """-> (rows, where they came from or why there are none)."""
-    from .runs import read_history
     if run_dir:
         rows = read_history(run_dir)
         if rows:
@@ -53,7 +58,6 @@ def _history(run_dir: Optional[str], ck: dict) -> tuple:
 
 
 def _status(run_dir: Optional[str], history: list, ck: dict) -> Optional[dict]:
-    from .runs import run_info
     if run_dir is None:
         return None
     info = run_info(run_dir, history=history, config=ck.get("config"))
@@ -66,7 +70,6 @@ def _status(run_dir: Optional[str], history: list, ck: dict) -> Optional[dict]:
                               f"{info['epochs_done']} of {info['epochs_planned']} epochs.",
              "failed": f"This run failed: {info.get('error') or 'see its log'}.",
              "running": "This run is still going; the figures describe its checkpoint so far."}
-    from .runs import STATUS_LABELS
     return {"css": st if st in STATUS_LABELS else "unknown", "label": STATUS_LABELS.get(st, st),
             "note": notes.get(st, ""), "info": info}
 
@@ -84,12 +87,6 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     data/split/device/tta/data_dir/download: as for tudui.evaluate (default: the checkpoint's held-out split).
     verify/unsafe_load: how the checkpoint is read (see tudui.checkpoint.load).
     """
-    import torch
-
-    from . import figures, grids, html
-    from .cam import gradcam, why_no_cam
-    from .collect import collect
-    from .fonts import label
     from .sections import (confused_pairs, corrects, dataset_summary, device_name, mistakes, split_counts,
                            this_command, versions)
 
@@ -162,7 +159,6 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
     info = status["info"] if status else {}
     cfg_dict = ck.get("config") or {}
     wall = info.get("wall_seconds")
-    from .runs import fmt_seconds
     kpis = [("accuracy", f"{100 * metrics['accuracy']:.2f}%")]
     if "top5" in metrics:
         kpis.append(("top-5 accuracy", f"{100 * metrics['top5']:.2f}%"))

@@ -38,7 +38,7 @@ def why_no_cam(model) -> Optional[str]:
 def gradcam(model: nn.Module, x: torch.Tensor, targets, batch: int = 32) -> torch.Tensor:
     """Grad-CAM maps (n, H, W) in [0, 1] for input batch x (n, C, H, W) and one target class per image,
     computed at the last convolution's resolution and upsampled (bilinear) to the input's H x W."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerAttribution, LayerGradCam  # import-time cost: captum, only for Grad-CAM
 
     layer = last_conv(model)
     if layer is None:

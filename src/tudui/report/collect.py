@@ -7,14 +7,17 @@ normalized float batch (B, C, H, W) to logits (B, K): a torch module, or e.g. an
 from __future__ import annotations
 
 import time
-from functools import cached_property
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Optional
 
 import torch
 
-from ..engine.evaluate import tta_logits
-from ..engine.metrics import confusion_matrix, per_class
+from ..data.loader import _TransformDataset
+from ..data.preprocess import normalize_batch
+from ..engine.evaluate import prepare_evaluation, tta_logits
+from ..engine.metrics import confusion_matrix, summary, topk_hits
+from ..engine.optim import build_loss
 
 
 def run_model(model: Callable, loader, tta: bool = False, amp_dtype=None) -> tuple:
@@ -64,13 +67,10 @@ class Collected:
 
     def metrics(self) -> dict:
         """The figures `tudui eval` prints, from the kept outputs."""
-        n, k = len(self), len(self.classes)
-        cm = self.confusion()
-        out = {"loss": self.loss, "accuracy": float((self.preds == self.labels).float().mean()) if n else 0.0,
-               "num_samples": n, "classes": list(self.classes), "per_class": per_class(cm, self.classes),
-               "confusion_matrix": cm.tolist(), "split": self.split}
-        if k >= 5 and n:
-            out["top5"] = float((self.logits.topk(5, 1).indices == self.labels[:, None]).any(1).float().mean())
+        n = len(self)
+        top5 = topk_hits(self.logits, self.labels) if len(self.classes) >= 5 and n else 0
+        out = summary(self.confusion(), self.classes, n, int((self.preds == self.labels).sum()), top5, self.loss)
+        out["split"] = self.split
         return out
 
     def describe(self, i: int) -> str:
@@ -90,10 +90,8 @@ class Collected:
         """The normalized float batch the model was given for these samples (on the loader's device)."""
         ld = self.loader
         if hasattr(ld, "tf"):  # the checkpoint's own eval transforms
-            from ..data.loader import _TransformDataset
             ds = _TransformDataset(ld.split, ld.tf, ld.channels)
             return torch.stack([ds[int(i)] for i in indices]).to(ld.device)
-        from ..data.preprocess import normalize_batch
         return normalize_batch(self.images(indices).to(ld.device), ld.mean, ld.std)
 
 
@@ -102,9 +100,6 @@ def collect(checkpoint, data=None, split: Optional[str] = None, device: str = "c
             unsafe_load: bool = False) -> tuple:
     """Load a checkpoint, prepare its evaluation split as `tudui eval` does, run the model once.
     -> (Classifier, resolved config, Collected)."""
-    from ..api import prepare_evaluation
-    from ..engine.optim import build_loss
-
     clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download,
                                                      verify=verify, unsafe_load=unsafe_load)
     t0 = time.perf_counter()

@@ -53,7 +53,7 @@ def tile_grid(x, labels: list, cols: int = 8, tile: int = 96, pad: int = 4, capt
 
 def to_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     """The figure rendered to an (H, W, 3) uint8 array (for TensorBoard)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # import-time cost: matplotlib
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
     with warnings.catch_warnings(), context():
@@ -64,7 +64,7 @@ def to_array(fig: Figure, dpi: int = 100) -> np.ndarray:
 
 def overlay(img, cam, alpha: float = 0.5) -> np.ndarray:
     """The image with a heatmap (values in [0, 1], same H x W) blended over it, as (H, W, 3) uint8."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # import-time cost: matplotlib
     base = _hwc(img).astype(np.float32) / 255
     heat = colormaps["jet"](np.clip(np.asarray(cam, dtype=np.float32), 0, 1))[..., :3]
     return (np.clip((1 - alpha) * base + alpha * heat, 0, 1) * 255).round().astype(np.uint8)

@@ -8,11 +8,13 @@ import os
 
 import numpy as np
 
+from .grids import _hwc
+
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
 
 def environment():
-    import jinja2
+    import jinja2  # import-time cost: jinja2, only when a page is rendered
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=False)
 
@@ -28,9 +30,8 @@ def data_uri(png: bytes) -> str:
 def image_uri(img, min_side: int = 112) -> str:
     """A uint8 image ((C, H, W) tensor/array or (H, W, 3) array) as a PNG data URI, upscaled by an integer
     factor (nearest neighbour) to at least `min_side` px so small images stay visible."""
-    from PIL import Image
+    from PIL import Image  # import-time cost: Pillow, only when images are decoded
 
-    from .grids import _hwc
     a = _hwc(img)
     k = max(1, -(-min_side // max(a.shape[:2])))
     if k > 1:

@@ -12,6 +12,7 @@ import yaml
 
 from ..engine.runlog import read_status
 from ..errors import TuduiError
+from . import figures, html
 
 STATUS_LABELS = {"finished": "finished", "stopped_early": "stopped early", "interrupted": "interrupted",
                  "failed": "failed", "running": "running", "unknown": "unknown"}
@@ -165,7 +166,6 @@ def compare(runs: list, out: Optional[str] = None) -> str:
     """Overlay the curves of several runs on shared axes and list the config keys where they differ.
     `out` ending in .png writes the figure only; .html writes a self-contained page with the figure and the
     table; None writes compare.html next to the runs (compare-2.html... if there is one). Returns the written path."""
-    from . import figures, html
     if len(runs) < 2:
         raise TuduiError("compare needs at least two runs: tudui compare RUN RUN [...]")
     if out is not None and not out.lower().endswith((".png", ".html")):

@@ -3,10 +3,14 @@ most confident correct predictions, the most-confused class pairs, the dataset s
 from __future__ import annotations
 
 import os
-import platform
+import shlex
 
 import numpy as np
 import torch
+
+from ..console import command_line
+from ..device import cpu_name
+from ..version import versions as all_versions
 
 
 def _rows(col, mask: torch.Tensor, top: int) -> list:
@@ -74,29 +78,17 @@ def split_counts(source, classes: list) -> dict:
 
 
 def versions() -> dict:
-    from importlib import metadata
-
-    from .. import __version__
-    out = {"tudui": __version__, "python": platform.python_version(), "torch": torch.__version__}
-    for pkg in ("torchvision", "numpy", "matplotlib", "captum", "jinja2", "onnxruntime", "timm"):
-        try:  # from the installed metadata: importing torchvision alone costs seconds
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return all_versions(("torchvision", "numpy", "matplotlib", "captum", "jinja2", "onnxruntime", "timm"))
 
 
 def device_name(device) -> str:
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    from ..device import cpu_name
     return f"{device.type} ({cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 def this_command() -> str:
-    import shlex
 
-    from ..engine.runlog import command_line
     argv = command_line()
     return " ".join(shlex.quote(a) for a in argv)

@@ -11,17 +11,21 @@ Needs the `serve` extra: pip install 'tudui[serve]' (FastAPI, uvicorn, python-mu
 """
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import os
-import sys
 
+import torch
+
+from ..console import say
 from ..errors import ConfigError, TuduiError
+from .model import open_model
 
 REQUIRED = ("fastapi", "uvicorn", "multipart")
 
 
 def require_serve_extra() -> None:
     """A one-line error naming the extra when FastAPI, uvicorn or python-multipart is missing."""
-    import importlib.util
     missing = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
     if missing:
         names = {"multipart": "python-multipart"}
@@ -32,7 +36,6 @@ def require_serve_extra() -> None:
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
-    import ipaddress
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -47,11 +50,9 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None
     TUDUI_TOKEN; threads caps torch's threads (default: the cores, at most 4); verify/unsafe_load: how a
     checkpoint is read (see tudui.checkpoint.load)."""
     require_serve_extra()
-    import torch
-    import uvicorn
+    import uvicorn  # optional dependency: uvicorn (extra: serve)
 
-    from . import app as app_mod
-    from .model import open_model
+    from . import app as app_mod  # optional dependency: fastapi (extra: serve)
 
     if threads is not None and int(threads) < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
@@ -72,11 +73,11 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, token: str | None
                                 ("batch_wait_ms", batch_wait_ms), ("max_files", max_files)) if v is not None}
     app = app_mod.create_app(predictor, token=token, **limits)
     if not token and not is_loopback(host):
-        print(f"tudui serve: warning: listening on {host} without a token: anyone who can reach this address "
-              "can use the model; set --token or TUDUI_TOKEN", file=sys.stderr)
+        say(f"tudui serve: warning: listening on {host} without a token: anyone who can reach this address "
+            "can use the model; set --token or TUDUI_TOKEN")
     shown = f"[{host}]" if ":" in host else host
-    print(f"tudui serve: {len(predictor.classes)} classes, torch threads {torch.get_num_threads()}, "
-          f"page at http://{shown}:{port}/ (API docs at /docs)", file=sys.stderr)
+    say(f"tudui serve: {len(predictor.classes)} classes, torch threads {torch.get_num_threads()}, "
+        f"page at http://{shown}:{port}/ (API docs at /docs)")
     try:
         uvicorn.run(app, host=host, port=int(port), log_level=log_level)
     except OSError as e:

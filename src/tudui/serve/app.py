@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from ..version import __version__
 from .batcher import MicroBatcher
 from .guards import ClientError, bombs_are_errors, check_uploads, decode_upload, read_uploads
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_BYTES, MAX_FILES, MAX_PIXELS, MAX_TOPK
@@ -97,7 +98,6 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
         yield
         await batcher.close()
 
-    from .. import __version__
     # /docs and /redoc with Swagger UI's and ReDoc's scripts served from the fastapi-offline package, not a CDN:
     # the page works offline
     app = FastAPIOffline(title="tudui", version=__version__, lifespan=lifespan, static_url="/docs-static",

@@ -6,11 +6,12 @@ The server needs only `.classes`, `.preprocess` (a dict with at least `channels`
 """
 from __future__ import annotations
 
+from ..infer import open_predictor
+
 
 def open_model(path: str, device: str = "cpu", *, verify: bool = True, unsafe_load: bool = False):
     """A checkpoint (or run folder), an exported .onnx or TorchScript file -> a Predictor. verify/unsafe_load:
     how a checkpoint is read (see tudui.checkpoint.load)."""
-    from ..infer import open_predictor
     return open_predictor(path, device=device, verify=verify, unsafe_load=unsafe_load)
 
 

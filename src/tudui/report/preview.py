@@ -8,16 +8,23 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import board
+from ..config import resolve
+from ..data import load_source
+from ..data.augment import AugmentSpec, BatchAugment, batch_seed
+from ..data.images import open_image, to_mode
+from ..data.pipeline import image_size
+from ..data.preprocess import _parse_item, build_transforms
+from ..data.splits import DatasetSplit, FileSplit, Split
 from ..errors import DataError
-from .images import open_image, to_mode
-from .splits import DatasetSplit, FileSplit, Split
+from .fonts import label
+from .grids import tile_grid, to_array
 
 TILE = 96  # samples are shown at least this large (nearest-neighbour upscaling keeps the pixels visible)
 
 
 def _augmented_presets(split, order, n, cfg, source, size) -> tuple:
     """The training presets on a uint8 batch, exactly as the loaders call them for batch 0 of epoch 0."""
-    from .augment import AugmentSpec, BatchAugment, batch_seed
     imgs, idx = [], []
     for i in order:
         try:
@@ -48,7 +55,6 @@ def _pil_of(split: Split, i: int, channels: int) -> Image.Image:
 
 def _augmented_transforms(split, order, n, spec, channels, seed) -> tuple:
     """The config file's torchvision transforms; a final Normalize is undone for display."""
-    from .preprocess import _parse_item, build_transforms
     tf = build_transforms(spec)
     norm = [args for name, args in map(_parse_item, spec) if name == "Normalize"]
     with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG
@@ -87,7 +93,6 @@ def _apply(tf, norm, split, order, n, channels) -> tuple:
 def make_grid(x: torch.Tensor, labels: list, cols: int = 8) -> Image.Image:
     """uint8 (N, C, H, W) + one caption each -> an RGB grid image with the caption under each sample
     (drawn by matplotlib, tudui's one plotting code; tiles upscaled to at least TILE px)."""
-    from ..report.grids import tile_grid, to_array
     return Image.fromarray(to_array(tile_grid(x, labels, cols=cols, tile=TILE)))
 
 
@@ -96,10 +101,6 @@ def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | N
     """Write a grid of `n` augmented training samples with their class names to `out` (PNG) and, unless
     logdir is None, to TensorBoard under `logdir`. Options are training config keys (augment, img_size,
     seed, data_dir, transforms via the config file...). Returns the PNG's path."""
-    from ..config import resolve
-    from . import load_source
-    from .pipeline import image_size
-
     own_dataset = data is not None and not isinstance(data, (str, os.PathLike))
     if data is not None and not own_dataset:
         options["data"] = os.fspath(data)
@@ -117,15 +118,15 @@ def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | N
         x, idx = _augmented_presets(split, order, n, cfg, source, image_size(cfg, source))
         how = f"--augment {cfg.augment}"
     labels = [source.classes[split.targets[i]] for i in idx]
-    from ..report.fonts import label  # with the grid below: the figure code lives in report/
     grid = make_grid(x, [label(n, split.targets[i]) for n, i in zip(labels, idx)])
     out = os.path.expanduser(out)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
     grid.save(out, format="PNG")
     if logdir:
-        from torch.utils.tensorboard import SummaryWriter
-        with SummaryWriter(log_dir=os.path.expanduser(logdir)) as tb:
-            tb.add_image(f"preview/{how}", np.asarray(grid), 0, dataformats="HWC")
-            tb.add_text("preview/classes", ", ".join(sorted(set(labels))), 0)
+        tb = board.open_writer(logdir)
+        if tb is not None:
+            with tb:
+                board.rgb_image(tb, f"preview/{how}", np.asarray(grid))
+                tb.add_text("preview/classes", ", ".join(sorted(set(labels))), 0)
     return out

@@ -7,9 +7,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt_io
-from .errors import CheckpointError
-from .infer.predictor import Predictor
+from .. import checkpoint as ckpt_io
+from .. import models
+from ..device import resolve_device
+from ..errors import CheckpointError
+from .predictor import Predictor
 
 
 @dataclass
@@ -23,7 +25,6 @@ class Classifier(Predictor):
 
 
 def rebuild_model(spec: dict, model: Optional[nn.Module] = None) -> nn.Module:
-    from . import models
     if model is not None:
         return model
     try:
@@ -41,7 +42,6 @@ def load(path: str, model: Optional[nn.Module] = None, device: str = "cpu", *, v
          unsafe_load: bool = False) -> Classifier:
     """Load a tudui checkpoint (weights only, on any device) -> Classifier with .model in eval mode.
     verify / unsafe_load: as in tudui.checkpoint.load (SHA-256 check; unpickling code, only when trusted)."""
-    from .device import resolve_device
     ck = ckpt_io.load(path, verify=verify, unsafe_load=unsafe_load)
     net = rebuild_model(ck["model"], model)
     state = ck["state_dict"]
