@@ -77,5 +77,5 @@ def progress_bar(total: int, desc: str, enabled: bool = True, **kwargs):
     """tqdm.auto's bar (a widget in Jupyter) on stderr, disabled unless `enabled` and `interactive()`."""
     with warnings.catch_warnings():  # tqdm.auto's note that notebook mode is experimental
         warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # import-time cost: tqdm, only when a bar is made
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not (enabled and interactive()), **kwargs)

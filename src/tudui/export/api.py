@@ -3,12 +3,12 @@ against PyTorch before it is reported done."""
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from typing import Optional
 
 import torch
 
+from ..fileio import tmp_name
 from ..infer.checkpoint import Classifier, load
 from ..infer.onnx_model import require
 from .check import sample_inputs
@@ -68,7 +68,7 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     example = check_x[:2].clone()  # batch 2: torch.export specializes a dimension of size 1
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = tmp_name(os.path.abspath(out))
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 less the umask, as .pt (not mkstemp's 0600)
     try:
         if fmt == "onnx":
