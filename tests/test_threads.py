@@ -52,3 +52,18 @@ def test_light_background_work_and_unknown_readings_change_nothing():
 def test_reads_this_machine():
     b = _cpu_busy_seconds({0})
     assert b is None or b > 0
+
+
+def test_the_engine_adds_it_only_when_the_thread_count_is_free_to_choose():
+    from types import SimpleNamespace
+
+    import torch
+
+    from tudui.engine.runtime import FreeCoreThreads
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    cfg = SimpleNamespace(threads=None, workers=0)
+    assert FreeCoreThreads.applies(cfg, cpu, distributed=False)
+    assert not FreeCoreThreads.applies(SimpleNamespace(threads=2, workers=0), cpu, False)  # --threads: yours
+    assert not FreeCoreThreads.applies(SimpleNamespace(threads=None, workers=2), cpu, False)  # loader processes
+    assert not FreeCoreThreads.applies(cfg, cpu, distributed=True)
+    assert not FreeCoreThreads.applies(cfg, cuda, distributed=False)

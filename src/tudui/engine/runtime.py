@@ -1,5 +1,5 @@
 """How the model runs on its device, decided once per run: mixed precision, channels_last, torch.compile,
-and the data sample a model's data-dependent initialization sees."""
+and the data sample a model's data-dependent initialization sees; the CPU threads on the cores left free."""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,8 +7,10 @@ from typing import Optional
 import torch
 
 from ..console import say
+from ..threads import ThreadGovernor
 from ..data.preprocess import normalize_batch
 from ..errors import TuduiError, first_line
+from . import hooks
 
 
 def _cpu_bf16() -> bool:
@@ -116,3 +118,29 @@ class LossSum:
             if epoch >= 0:
                 raise nonfinite_loss(value, int(epoch), int(step))
         return float(self.value)
+
+
+class FreeCoreThreads(hooks.Callback):
+    """torch's threads on the cores other programs leave free, measured per epoch (threads.ThreadGovernor):
+    with one of two cores busy elsewhere, one thread beats two that wait for each other. The Trainer adds it when
+    --threads is not given, on the CPU, in a single process with no loader worker processes (their CPU time
+    would read as another program's)."""
+
+    def __init__(self):
+        self.governor: Optional[ThreadGovernor] = None
+
+    def on_fit_start(self, trainer) -> None:
+        self.governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(), say=say)
+        self.governor.epoch_started()
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        self.governor.epoch_ended()
+        self.governor.epoch_started()  # the next epoch starts now
+
+    def on_fit_end(self, trainer, status: str) -> None:
+        if self.governor is not None and self.governor.threads != self.governor.full:
+            torch.set_num_threads(self.governor.full)  # the caller's process gets its threads back
+
+    @staticmethod
+    def applies(cfg, device: torch.device, distributed: bool) -> bool:
+        return not cfg.threads and device.type == "cpu" and not distributed and not cfg.workers

@@ -30,7 +30,7 @@ from .evaluate import evaluate_model
 from .facts import run_facts
 from .progressive import resize_batch, train_side
 from .runlog import NullLog, RunLog, make_run_dir
-from .runtime import LossSum, compile_model
+from .runtime import FreeCoreThreads, LossSum, compile_model
 from .signals import StopSignals, TrainingInterrupted
 from .state import EarlyStopping, Progress, RunState, load_resume, rng_state, seed_everything
 
@@ -72,6 +72,8 @@ class Trainer:
         seed_everything(cfg.seed)
         # under torchrun: join the process group, this rank's GPU; rank 0 alone prints
         self.dist, self.device = distributed.setup(cfg, resolve_device(cfg.device))
+        if FreeCoreThreads.applies(cfg, self.device, self.dist.enabled):
+            self.callbacks.append(FreeCoreThreads())
         if self.dist.enabled and not self.dist.main:  # a process group made without torchrun's variables too
             set_quiet(True)
         self.progress_bar = progress and self.dist.main
