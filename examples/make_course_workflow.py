@@ -58,9 +58,12 @@ print(net(torch.ones(64, 1, 8, 8)).shape)"""),
 One call runs the course's loop (`zero_grad`, `backward`, `step`, evaluation with `argmax`) with SGD, a
 cross-entropy loss and a step schedule, logs to TensorBoard (step 3) and saves checkpoints."""),
     ("code", """result = tudui.train("digits", epochs=EPOCHS, optimizer="sgd", lr=0.05, scheduler="step", step_size=2,
-                     gamma=0.5, name="course", progress=False)
+                     gamma=0.5, name="course")   # in Jupyter the progress bar is a widget
 for row in result.history:
     print(f"epoch {row['epoch']}  train_loss {row['train_loss']:.3f}  val_acc {row['val_acc']:.3f}  lr {row['lr']:.4f}")"""),
+    ("md", """What `train` returns shows itself in a notebook: the curves and the final numbers, with the accuracy of
+`best.pt` (the checkpoint the next steps use)."""),
+    ("code", """result"""),
     ("code", """import matplotlib.pyplot as plt
 
 fig, ax = plt.subplots(figsize=(4, 2.5))
@@ -79,10 +82,17 @@ print(" ".join(argv[1:]), "->", url)"""),
     ("md", """## Evaluation
 
 Loss, accuracy, per-class metrics and the confusion matrix on the held-out split."""),
-    ("code", """report = tudui.evaluate(result.best_path)
-print("accuracy", round(report["accuracy"], 3))
-for name, row in zip(report["classes"], report["confusion_matrix"]):
+    ("code", """evaluation = tudui.evaluate(result.best_path)
+print("accuracy", round(evaluation["accuracy"], 3))
+for name, row in zip(evaluation["classes"], evaluation["confusion_matrix"]):
     print(name, row)"""),
+    ("md", """The same dict, shown by the notebook: metrics, the per-class table and the confusion matrix."""),
+    ("code", """evaluation"""),
+    ("md", """## The report
+
+Curves, confusion matrix, the most confident mistakes with Grad-CAM and calibration on one self-contained
+page (`tudui report RUN`); in a notebook it shows inline."""),
+    ("code", """tudui.report(result.run_dir, top=4)"""),
     ("md", """## 13. Saving and loading
 
 A checkpoint is tensors and plain values: plain `torch.load(weights_only=True)` reads it, on any device, and
@@ -102,6 +112,12 @@ Image.fromarray((digits.images[3] * 255 / 16).astype("uint8")).save("my_digit.pn
 print("true label:", digits.target[3])
 for p in tudui.predict(result.best_path, ["my_digit.png"], topk=3)[0]["topk"]:
     print(p["label"], round(p["prob"], 3))"""),
+    ("md", """A list of predictions shows each image with its top classes. A digit drawn dark on white (as people
+draw) gets a note: the training digits are light on dark, and `invert=True` reads it."""),
+    ("code", """from PIL import ImageOps
+
+ImageOps.invert(Image.open("my_digit.png")).save("drawn_dark_on_light.png")
+tudui.predict(result.best_path, ["my_digit.png", "drawn_dark_on_light.png"], topk=3)"""),
     ("md", """## Resuming
 
 `last.pt` continues the run exactly; a larger `epochs` extends it."""),

@@ -176,8 +176,9 @@ def test_checkpoint_format_page_matches_real_checkpoints(tmp_path):
     import tudui
 
     plain = tudui.train("digits", epochs=1, out=str(tmp_path), name="plain", progress=False)
+    (tmp_path / "names.json").write_text('["零", "一"]', encoding="utf-8")  # --class-names: two of ten named
     averaged = tudui.train("digits", epochs=1, out=str(tmp_path), name="avg", ema=0.9, lookahead=0.9,
-                           progress=False)
+                           class_names=str(tmp_path / "names.json"), progress=False)
     sd = nn.Sequential(nn.Conv2d(3, 32, 5, 1, 2), nn.MaxPool2d(2), nn.Conv2d(32, 32, 5, 1, 2), nn.MaxPool2d(2),
                        nn.Conv2d(32, 64, 5, 1, 2), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 64),
                        nn.Linear(64, 10)).state_dict()

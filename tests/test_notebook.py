@@ -48,3 +48,10 @@ def test_notebook_runs(tmp_path, monkeypatch):
     assert (tmp_path / "preview.png").is_file()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # rich results (_repr_html_): the run, the evaluation, the predictions, the report; the bar is a widget
+    rich = "\n".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
+    for marker in ("tudui-train", "best.pt", "tudui-eval", "confusion", "tudui-predictions", "much brighter",
+                   "<iframe srcdoc="):
+        assert marker in rich, marker
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for c in nb.cells for o in c.get("outputs", [])), "the progress bar is a notebook widget"

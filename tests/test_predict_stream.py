@@ -44,7 +44,8 @@ def good_files(root):
     return sorted(str(p) for p in root.rglob("*.png") if p.name != "broken.png" and ".hidden" not in str(p))
 
 
-def test_csv_rows_every_good_file_and_the_bad_one(digits_run, tmp_path, capsys):
+def test_csv_rows_every_good_file_and_the_bad_one(digits_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("tudui.console.interactive", lambda: True)  # as on a terminal: the bar shows
     root = digit_folder(tmp_path / "imgs")
     out = tmp_path / "preds.csv"
     code, _, err = run_cli(["predict", digits_run.best_path, root, "--out", out, "--topk", "2", "--batch-size", "3"],

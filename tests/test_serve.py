@@ -87,7 +87,7 @@ def test_predict_batch_equals_cli(client, digits_run, tmp_path, capsys):
 
 
 def test_classes_health_docs_page(client, model):
-    assert client.get("/classes").json() == {"classes": model.classes, "model": "tudui"}
+    assert client.get("/classes").json() == {"classes": model.classes, "model": "tudui", "labels": model.classes}
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from PIL import ImageOps
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -80,6 +81,13 @@ def test_page_in_headless_chromium(model, tmp_path):
                 assert page.get_attribute("body", "data-top") == api["topk"][0]["label"]
                 assert page.is_visible("#preview")
                 assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+                assert page.text_content("header").count("tudui") == 1  # the header names the model once
+                if not token:  # a digit drawn dark on white: the page says so in one line (issue 25)
+                    dark = tmp_path / "dark.png"
+                    ImageOps.invert(img.convert("L")).resize((64, 64)).save(dark)
+                    page.set_input_files("#file", str(dark))
+                    page.wait_for_selector("#note:not([hidden])", timeout=30_000)
+                    assert "much brighter than the training images" in page.text_content("#note")
                 assert not failed, failed
                 # no script errors; with a token, the browser logs the 401 by which the page learns it needs one
                 assert not page.page_errors, page.page_errors

@@ -13,7 +13,7 @@ _threads()
 from .version import __version__  # noqa: E402
 
 from . import models  # noqa: E402  (tudui.models.create after a bare `import tudui`)
-from .api import audit, bench, evaluate, predict, train, tune  # noqa: E402
+from .api import audit, bench, evaluate, predict, report, train, tune  # noqa: E402  (notebook-friendly results)
 from .config import TrainConfig  # noqa: E402
 from .device import resolve_device  # noqa: E402
 from .engine.hooks import Callback, StopTraining  # noqa: E402
@@ -23,7 +23,6 @@ from .export import export  # noqa: E402  (the function; the package stays impor
 from .importer import import_pth  # noqa: E402
 from .infer import open_predictor  # noqa: E402
 from .infer.checkpoint import Classifier, load  # noqa: E402
-from .report import report  # noqa: E402
 from .serve import serve  # noqa: E402  (the function; the package is tudui.serve.app etc.)
 
 __all__ = ["train", "evaluate", "audit", "predict", "load", "models", "Classifier", "TrainConfig", "env_info",

@@ -2,6 +2,7 @@
 layers below offer: the engine trains with the callbacks given here (TensorBoard summary pages, --report)."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional, Sequence
 
@@ -9,6 +10,7 @@ from torch import nn
 
 from .audit import audit
 from .config import TrainConfig, resolve, resolve_resume
+from .engine.advice import next_steps
 from .engine.evaluate import evaluate_model, prepare_evaluation
 from .engine.hooks import Callback
 from .engine.lr_find import lr_range_test
@@ -16,10 +18,11 @@ from .engine.optim import build_loss
 from .engine.signals import TrainingInterrupted
 from .engine.trainer import PeerFailed, Trainer, TrainResult, load_resume
 from .export.engine import open_engine
-from .infer import iter_predictions, open_predictor
+from .infer import iter_predictions
 from .infer import predict_to_file as _predict_to_file
 from .infer.stream import check_paths, output_format
-from .report import report
+from .report import report as _report
+from .report.notebook import Evaluation, Predictions, ReportPage, TrainRun
 from .tune import tune  # the search (Optuna, an optional extra, is imported only when it runs)
 
 __all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "bench",
@@ -63,7 +66,9 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
     result = Trainer(cfg, model=user_model, data=data_obj, classes=classes, val_data=val_data, progress=progress,
                      resume=ck, callbacks=hooks).fit()
     result.report = run_report.path if run_report is not None else None
-    return result
+    run = TrainRun.of(result)  # a notebook shows it as curves and numbers
+    run.advice = next_steps(cfg, run.best.get("val_acc"))  # the closing lines' suggestion, if any
+    return run
 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
@@ -77,35 +82,44 @@ def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "
     result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
     result["split"] = split or "val"
     result["checkpoint"] = clf.meta.get("path")
-    return result
+    return Evaluation(result)  # a notebook shows it as metrics and the confusion matrix
 
 
 def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,
             workers: Optional[int] = None, *, verify: bool = True, unsafe_load: bool = False,
-            engine: str = "torch") -> list:
+            engine: str = "torch", invert: bool = False) -> list:
     """-> [{'path', 'topk': [{'label', 'index', 'prob'}]}] in the order of the inputs. checkpoint: a tudui
     checkpoint or run folder, an exported .onnx, .pt2 or TorchScript file, or a loaded Classifier/Predictor. A
     file that cannot be read gives {'path', 'error': reason} in its place (reported once, never fatal for the
     others); a path that does not exist, or a folder without images, is an error. verify / unsafe_load: see
-    checkpoint.load. engine='onnx': run a checkpoint through onnxruntime (exported and checked at start)."""
+    checkpoint.load. engine='onnx': run a checkpoint through onnxruntime (exported and checked at start).
+    A row gets a 'note' when its image is far outside the training images' brightness; invert classifies each
+    image's negative (a digit drawn dark on light, for a model of light-on-dark digits). A notebook shows the
+    list as thumbnails with their top classes."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     predictor = open_engine(checkpoint, engine, device=device, verify=verify, unsafe_load=unsafe_load)
-    return list(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers,
-                                 on_error="row"))
+    predictor.invert = bool(invert)
+    return Predictions(iter_predictions(predictor, paths, topk=topk, batch_size=batch_size, workers=workers,
+                                        on_error="row"))
+
+
+@functools.wraps(_report)
+def report(*args, **kwargs) -> str:
+    return ReportPage(_report(*args, **kwargs))  # a notebook shows the page inline
 
 
 def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64, workers: Optional[int] = None,
                     device: str = "cpu", progress: bool = True, *, verify: bool = True, unsafe_load: bool = False,
-                    engine: str = "torch") -> dict:
+                    engine: str = "torch", invert: bool = False) -> dict:
     """tudui.infer.predict_to_file (rows streamed to a .csv or .jsonl file as they are computed), with
-    engine='onnx' as in predict()."""
+    engine='onnx' and invert as in predict()."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     output_format(out)
     check_paths(paths)  # a mistyped folder fails before the model is exported
     if engine != "torch":
         model = open_engine(model, engine, device=device, verify=verify, unsafe_load=unsafe_load)
     return _predict_to_file(model, paths, out, topk=topk, batch_size=batch_size, workers=workers, device=device,
-                            progress=progress, verify=verify, unsafe_load=unsafe_load)
+                            progress=progress, verify=verify, unsafe_load=unsafe_load, invert=invert)
 
 
 def bench(checkpoint, formats=None, **options) -> dict:

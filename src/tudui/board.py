@@ -5,12 +5,14 @@ logdir and a free port). The engine logs through a writer from here; the end-of-
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from typing import Optional
 
-from .console import notice, say
+from .console import notice
 from .errors import TuduiError
 
 
@@ -89,17 +91,70 @@ def board_command(runs_dir: str = "runs", port: int = 6006, host: str = "127.0.0
     return argv, f"http://{host}:{port}/"
 
 
+# what TensorBoard says on every start that is no news to a tudui user (tudui prints the URL itself)
+NOISE = ("TensorFlow installation not found", "Serving TensorBoard on", "TensorBoard caught SIGTERM",
+         "(Press CTRL+C to quit)", "NOTE: Using experimental fast data loading")
+
+
+def _forward(stream, out) -> None:
+    """Copy TensorBoard's output to `out` without its start-up notes (a NOTE's indented lines go with it)."""
+    in_note = False
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip()
+        if in_note and (raw[:1] in (b" ", b"\t") or not line):
+            continue
+        in_note = line.startswith("NOTE:")
+        if not line or in_note or any(n in line for n in NOISE):
+            continue
+        print(line, file=out, flush=True)
+    stream.close()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before TensorBoard starts: on Linux, a SIGTERM to it when tudui dies in any way
+    (even SIGKILL), so no TensorBoard is left serving without its parent."""
+    try:
+        import ctypes  # Linux's prctl(PR_SET_PDEATHSIG); elsewhere the parent's handlers stop the child
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop(proc, timeout: float = 5.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def board(runs_dir: str = "runs", port: int = 6006, host: str = "127.0.0.1", wait: bool = True):
-    """Start TensorBoard; prints its URL on stdout. -> (exit code or, with wait=False, the process; url)."""
+    """Start TensorBoard on `runs_dir` and print its URL (once). With wait, block until it ends or tudui is
+    stopped (Ctrl-C, SIGTERM, SIGHUP), and stop TensorBoard with it -> (exit code, url); without, -> (process, url)."""
     argv, url = board_command(runs_dir, port, host)
-    say(f"TensorBoard on {url} (logdir {argv[4]}); Ctrl-C stops it")
-    print(url, flush=True)  # the command's result, on stdout
-    proc = subprocess.Popen(argv)
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec)
+    threading.Thread(target=_forward, args=(proc.stdout, sys.stderr), daemon=True).start()
+    print(f"TensorBoard on {url}  (logdir {argv[4]}; Ctrl-C stops it)", flush=True)
     if not wait:
         return proc, url
+    previous = {}
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, on_signal)
     try:
         return proc.wait(), url
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
         return 0, url
+    finally:
+        stop(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -59,6 +59,9 @@ class TrainConfig:
     relabel: Optional[str] = _opt(None, "CSV of path,label: train these images under another class")
     decisions: Optional[str] = _opt(None, "CSV of path,action,label (keep/drop/relabel), as `tudui audit`'s page "
                                           "saves it")
+    class_names: Optional[str] = _opt(None, "JSON or CSV file of display names (folder name or index -> name, "
+                                            "e.g. cat_to_name.json); kept in the checkpoint, shown by report, "
+                                            "predict and serve")
     # --- model ---
     model: str = _opt("tudui", "model name (see `tudui models`), timm:<name>, or package.module:Class")
     model_args: dict = _opt({}, "model arguments, KEY=VALUE (repeatable as --model-arg)", flag="model-arg")

@@ -2,8 +2,10 @@
 carry JSON), nothing at all in quiet mode or in the ranks above 0 of a torchrun job (rank 0 speaks for all)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+import warnings
 from typing import Optional
 
 _QUIET = False
@@ -52,3 +54,28 @@ def command_line() -> list:
     if os.path.basename(argv[0]) in ("tudui", "__main__.py"):
         return ["tudui"] + argv[1:]
     return ["python"] + argv
+
+
+# Progress bars: a widget in Jupyter, a bar in a terminal, nothing where stderr is a file or a pipe (a log
+# then gets the one line per epoch the trainer says anyway, never a bar redrawn frame by frame).
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (notebook, lab, VS Code) that can show widgets."""
+    return "ipykernel.zmqshell" in sys.modules and importlib.util.find_spec("ipywidgets") is not None
+
+
+def interactive() -> bool:
+    """Whether a progress bar has somewhere to live: a Jupyter kernel with widgets, or stderr on a terminal."""
+    if in_notebook():
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, **kwargs):
+    """tqdm.auto's bar (a widget in Jupyter) on stderr, disabled unless `enabled` and `interactive()`."""
+    with warnings.catch_warnings():  # tqdm.auto's note that notebook mode is experimental
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm  # import-time cost: tqdm, only when a bar is made
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not (enabled and interactive()), **kwargs)

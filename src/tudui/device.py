@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 
 import torch
 

@@ -4,7 +4,10 @@ from .common import add_device, add_load_flags, print_json
 
 
 def add_parser(sub, name):
-    p = sub.add_parser(name, help="evaluate a checkpoint: loss, accuracy, per-class metrics, confusion matrix")
+    p = sub.add_parser(name, help="evaluate a checkpoint: loss, accuracy, per-class metrics, confusion matrix",
+                       description="Evaluate a checkpoint or an exported model on the held-out split of the data it "
+                                   "was trained on (or --data): loss, top-1 (and top-5) accuracy, per-class precision, "
+                                   "recall and F1, and the confusion matrix, with the model's own preprocessing.")
     p.add_argument("checkpoint", help="a tudui checkpoint (.pt), a run folder, or a file made by `tudui export` "
                                       "(.onnx, run by onnxruntime; or TorchScript)")
     p.add_argument("--data", default=None, help="data spec (default: the data the checkpoint was trained on)")

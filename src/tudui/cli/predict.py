@@ -20,6 +20,9 @@ def add_parser(sub, name):
     p.add_argument("--batch-size", type=int, default=64, help="images per model call (default 64)")
     p.add_argument("--workers", type=int, default=None,
                    help="threads decoding images ahead of the model (default: up to 4; 0 decodes in the main thread)")
+    p.add_argument("--invert", action="store_true",
+                   help="classify each image's negative: for a digit drawn dark on light when the model was trained "
+                        "on light-on-dark digits (predict says when an image looks like that)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="with --out: no progress bar on stderr")
     add_engine(p)
@@ -37,7 +40,8 @@ def run(args):
         from ..api import predict_to_file
         r = predict_to_file(args.checkpoint, args.paths, args.out, topk=args.topk, batch_size=args.batch_size,
                             workers=args.workers, device=args.device, progress=args.progress,
-                            verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine)
+                            verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine,
+                            invert=args.invert)
         rate = r["images"] / r["seconds"] if r["seconds"] > 0 else 0.0
         note = f"; {r['failed']} could not be read (see the error column)" if r["failed"] else ""
         print(f"wrote {r['images']} rows to {r['out']} in {r['seconds']:.1f} s ({rate:.0f} images/s){note}",
@@ -47,7 +51,8 @@ def run(args):
         return 0
     from ..api import predict
     results = predict(args.checkpoint, args.paths, topk=args.topk, device=args.device, batch_size=args.batch_size,
-                      workers=args.workers, verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine)
+                      workers=args.workers, verify=args.verify, unsafe_load=args.unsafe_load, engine=args.engine,
+                      invert=args.invert)
     if results and all("error" in r for r in results):  # nothing could be read: a user mistake, exit 2
         from ..errors import DataError
         first = results[0]
@@ -62,4 +67,6 @@ def run(args):
             continue
         best = "  ".join(f"{t['label']} {t['prob']:.3f}" for t in r["topk"])
         print(f"{r['path']}: {best}")
+        if r.get("note"):
+            print(f"  note: {r['note']}", file=sys.stderr)
     return 0

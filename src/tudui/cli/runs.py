@@ -5,7 +5,9 @@ from .common import print_json
 
 
 def add_parser(sub, name):
-    p = sub.add_parser(name, help="list runs: data, model, epochs, best val accuracy, wall time, status")
+    p = sub.add_parser(name, help="list runs: data, model, epochs, best val accuracy, wall time, status",
+                       description="List the run folders under RUNS_DIR, newest first: data, model, epochs done of "
+                                   "planned, best validation accuracy, wall time and status.")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
                    help="the folder holding run folders (default: runs)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of the table")

@@ -107,8 +107,12 @@ def run(args):
     out = os.path.dirname(result.run_dir)
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     if final.get("val_acc") is not None:
-        print(f"final val_acc {final['val_acc']:.4f}  best: {result.best_path}", file=sys.stderr)
+        best = result.best
+        print(f"final val_acc {final['val_acc']:.4f};  best.pt: val_acc {best['val_acc']:.4f} (epoch {best['epoch']}) "
+              f"{result.best_path}", file=sys.stderr)
     print(f"see it:     tensorboard --logdir {shlex.quote(os.path.abspath(out))}   (or: tudui board {shlex.quote(out)})",
           file=sys.stderr)
     print(f"try it:     tudui predict {shlex.quote(result.best_path)} IMAGE...", file=sys.stderr)
+    for line in getattr(result, "advice", []):  # e.g. below 80% on photos: fine-tune a pretrained model
+        print(line, file=sys.stderr)
     return 0

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from typing import Iterator, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..console import progress_bar
 from ..errors import DataError
 from .augment import batch_seed, BatchAugment
 from .images import failure_reason, open_image, to_mode
@@ -52,8 +52,7 @@ def decode_all(split: Split, channels: int, size, workers: int = 0, desc: str = 
     ds = _DecodeDataset(split, channels, size, tolerant=True)
     # workers hand back one stacked tensor per chunk: one shared-memory transfer, not one per image
     dl = DataLoader(ds, batch_size=256, num_workers=workers, collate_fn=_stack_decoded)
-    from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
-    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, leave=False, disable=n < 2000)
+    bar = progress_bar(n, desc, n >= 2000, unit="img", leave=False)
     for good, imgs, failed in dl:
         bad += [f"{split.describe(i)}: {reason}" for i, reason in failed]
         if imgs is not None:

@@ -9,7 +9,6 @@ of one channel are exactly those of the images converted to L.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..console import progress_bar
 from . import load_source
 from .images import failure_reason, open_image, to_mode
 from .splits import ArraySplit, DatasetSplit, DataSource, FileSplit, Split
@@ -127,8 +127,7 @@ def split_stats(split: Split, n_classes: int, channels: int, workers: int, desc:
         _array_pass(split, acc)
         return acc, []
     bad = []
-    from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
-    bar = tqdm(total=len(split), desc=desc, unit="img", file=sys.stderr, leave=False, disable=len(split) < 500)
+    bar = progress_bar(len(split), desc, len(split) >= 500, unit="img", leave=False)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding releases the GIL
         for start in range(0, len(split), 256):  # bounded: results never pile up in memory
             idx = range(start, min(start + 256, len(split)))

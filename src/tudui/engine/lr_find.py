@@ -4,10 +4,9 @@ A good rate sits where the (smoothed) loss falls fastest, well below where it bl
 from __future__ import annotations
 
 import math
-import sys
-
 import numpy as np
 
+from ..console import progress_bar
 from ..errors import ConfigError, TuduiError
 from .trainer import Trainer
 
@@ -15,7 +14,6 @@ from .trainer import Trainer
 def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, diverge: float = 4.0,
                   beta: float = 0.98, progress: bool = True, model=None, data=None) -> dict:
     """-> {'lrs', 'losses' (smoothed), 'suggested_lr', 'min_loss_lr', 'stopped'}. Nothing is written."""
-    from tqdm import tqdm  # import-time cost: only when a bar is drawn
 
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
@@ -27,7 +25,7 @@ def lr_range_test(cfg, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
     tr.model.train()
     lrs, losses, avg, best = [], [], 0.0, math.inf
     stopped = "end"
-    bar = tqdm(total=steps, desc="lr-find", file=sys.stderr, leave=False, disable=not progress)
+    bar = progress_bar(steps, "lr-find", progress, leave=False)
     batches = _endless(tr.data.train)
     for i in range(steps):
         lr = start_lr * (end_lr / start_lr) ** (i / (steps - 1))

@@ -58,6 +58,7 @@ class EarlyStopping:
     def __init__(self, monitor: str = "val_acc", min_delta: float = 0.0, patience: Optional[int] = None):
         self.monitor, self.min_delta, self.patience = monitor, min_delta, patience
         self.best, self.bad_epochs, self.stopped = None, 0, False
+        self.best_epoch: Optional[int] = None  # the epoch of the best value (what best.pt holds)
 
     def improved(self, row: dict) -> bool:
         v = row[self.monitor]
@@ -72,7 +73,7 @@ class EarlyStopping:
         evaluated = row.get("val_acc") is not None
         improved = evaluated and self.improved(row)
         if improved:
-            self.best, self.bad_epochs = row[self.monitor], 0
+            self.best, self.bad_epochs, self.best_epoch = row[self.monitor], 0, row.get("epoch")
         elif evaluated:
             self.bad_epochs += 1
         if self.patience is not None and self.bad_epochs >= self.patience and not last:
@@ -80,10 +81,12 @@ class EarlyStopping:
         return improved
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "bad_epochs": self.bad_epochs, "stopped_early": self.stopped}
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "stopped_early": self.stopped,
+                "best_epoch": self.best_epoch}
 
     def load_state_dict(self, ts: dict) -> None:
         self.best, self.bad_epochs = ts["best"], int(ts["bad_epochs"])
+        self.best_epoch = ts.get("best_epoch")  # absent in checkpoints from before it was recorded
 
 
 class Progress:

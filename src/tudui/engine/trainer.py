@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
@@ -21,13 +20,14 @@ from torch import nn
 from .. import checkpoint as ckpt_io
 from .. import models
 from ..config import TrainConfig
-from ..console import say, set_quiet
+from ..console import progress_bar, say, set_quiet
 from ..device import resolve_device
 from ..errors import first_line
 from ..fileio import copy as copy_file
 from . import distributed, hooks
 from .build import build_data, build_network, build_optimization
 from .evaluate import evaluate_model
+from .facts import run_facts
 from .progressive import resize_batch, train_side
 from .runlog import NullLog, RunLog, make_run_dir
 from .runtime import FreeCoreThreads, LossSum, compile_model
@@ -52,6 +52,8 @@ class TrainResult:
     rank: int = 0  # under torchrun: this process's rank (rank 0 wrote the run folder)
     status: str = hooks.FINISHED  # finished, stopped_early or stopped (a callback asked: see stop_reason)
     stop_reason: Optional[str] = None
+    best_epoch: Optional[int] = None  # the epoch best.pt holds (None: best.pt is a copy of last.pt)
+    best = property(lambda self: next((r for r in self.history if r["epoch"] == self.best_epoch), self.final))
 
     @property
     def final(self) -> dict:
@@ -78,6 +80,7 @@ class Trainer:
         self.data = build_data(cfg, self.dist, self.device, data=data, classes=classes, val_data=val_data,
                                own_model=model is not None)
         self.classes = self.data.classes
+        self.facts = run_facts(cfg, self.classes, self.data.train, self.device)  # names, brightness, device
         seed_everything(cfg.seed)  # model init independent of how much randomness data preparation used
         nw = build_network(cfg, self.data, self.dist, self.device, model=model, fresh=resume is None)
         self.model, self.model_spec, self.net, self.forward = nw.model, nw.spec, nw.net, nw.forward
@@ -172,8 +175,6 @@ class Trainer:
     def train_epoch(self, log: RunLog, last_path: str) -> float:
         """Run the rest of the current epoch (from self.position); returns its mean training loss.
         Saves last.pt mid-epoch every --save-every steps, and before stopping on a signal."""
-        from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
-
         self.model.train()
         if hasattr(self.model, "set_epoch"):  # e.g. fastnet stops training its whitening bias after N epochs
             self.model.set_epoch(self.epoch)
@@ -182,8 +183,8 @@ class Trainer:
         if pos["batch"] == 0:
             pos.update(loss_sum=0.0, count=0, lr=self.optimizer.param_groups[0]["lr"])
         self.losses.start(pos["loss_sum"])
-        bar = tqdm(total=len(loader), initial=pos["batch"], desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-                   file=sys.stderr, leave=False, disable=not self.progress_bar, dynamic_ncols=True)
+        bar = progress_bar(len(loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.progress_bar,
+                           initial=pos["batch"], leave=False, dynamic_ncols=True)
         side = train_side(self.epoch, self.cfg, self.data.pre["size"][0])  # --progressive-resize
         for b, (x, y) in enumerate(loader.iterate(self.epoch, start=pos["batch"]), pos["batch"]):
             if side:
@@ -240,7 +241,7 @@ class Trainer:
         ckpt_io.save(path, model_state=self.model.state_dict(), model_spec=self.model_spec, classes=self.classes,
                      preprocess=self.data.pre, config=self.cfg.to_dict(), epoch=self.epoch, step=self.step,
                      metrics=row, data={"spec": str(self.cfg.data), "val_name": "val"}, train_state=state,
-                     extra=extra)
+                     extra=dict(extra or {}, **self.facts))
 
     def load_state(self, ck: dict) -> None:
         """Continue the run saved in `ck` (a loaded last.pt); see state.RunState. A checkpoint of a torchrun job
@@ -390,7 +391,7 @@ class Trainer:
             copy_file(last_path, best_path)
         return TrainResult(run_dir=run_dir, best_path=best_path, last_path=last_path, history=self.history,
                            classes=self.classes, stopped_early=self.early.stopped, rank=self.dist.rank,
-                           status=status, stop_reason=self.stop_reason)
+                           status=status, stop_reason=self.stop_reason, best_epoch=self.early.best_epoch)
 
     def _fit_end(self, status: str) -> None:
         for cb in self.callbacks:

@@ -3,12 +3,12 @@ tudui, checked against PyTorch (int8: measured on the run's validation split) be
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Optional
 
 import torch
 
+from ..fileio import tmp_name
 from ..infer.checkpoint import Classifier, load
 from ..infer.onnx_model import require
 from .check import sample_inputs
@@ -77,9 +77,9 @@ def export(checkpoint, out: Optional[str] = None, format: str = "onnx", opset: O
     example = check_x[:2].clone()  # batch 2: torch.export specializes a dimension of size 1
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    suffix = ".tmp" + (".pt2" if fmt == "pt2" else "")  # torch.export.save wants the .pt2 suffix
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=suffix, dir=folder)
-    os.close(fd)
+    # 0666 less the umask, as .pt (not mkstemp's 0600); torch.export.save wants the .pt2 suffix
+    tmp = tmp_name(os.path.abspath(out)) + (".pt2" if fmt == "pt2" else "")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         if fmt == "onnx":
             opset = int(opset or DEFAULT_OPSET)

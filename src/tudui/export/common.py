@@ -15,7 +15,7 @@ from ..version import __version__
 FORMAT_VERSION = 1
 # metadata keys whose (string) values are JSON; the others are plain strings
 JSON_KEYS = ("format_version", "classes", "num_classes", "input_size", "channels", "mean", "std", "preprocess",
-             "model", "config", "metrics")
+             "model", "config", "metrics", "class_names", "input_stats")
 
 
 class ExportError(TuduiError):
@@ -42,6 +42,7 @@ def metadata(clf) -> dict:
                   "grayscale (1), resized to input_size, scaled to 0-1, then (x - mean) / std per channel; "
                   "output: logits (batch, num_classes), softmax gives probabilities in the order of classes",
         "model": meta.get("model", {}),
+        **{k: meta[k] for k in ("class_names", "input_stats") if meta.get(k)},
         "config": meta.get("config", {}),
         "metrics": meta.get("metrics", {}),
         "source": os.path.basename(meta["path"]) if meta.get("path") else "",

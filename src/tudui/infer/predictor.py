@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+from ..data.brightness import note as brightness_note
 from ..data.images import pil_to_uint8, to_mode
 from ..data.preprocess import build_transforms, normalize_batch, stats_tensors
 from ..errors import ConfigError
@@ -17,6 +18,23 @@ class Predictor:
     preprocess (the checkpoint's dict), meta (what the file records), device, kind ('torch', 'onnx', ...)."""
 
     kind = "torch"
+    invert = False  # set True to classify the negative of every image (a digit drawn dark on light, say)
+
+    @property
+    def labels(self) -> list:
+        """The names answers carry: the checkpoint's display names (--class-names), else the class names."""
+        names = (getattr(self, "meta", None) or {}).get("class_names")
+        return list(names) if names and len(names) == len(self.classes) else list(self.classes)
+
+    def input_note(self, item) -> Optional[str]:
+        """One line when a prepared image (or a PIL image) is far outside the training images' brightness,
+        else None (always None for a model that recorded no statistics)."""
+        stats = (getattr(self, "meta", None) or {}).get("input_stats")
+        if stats and isinstance(item, Image.Image):
+            pre = self.preprocess
+            img = to_mode(item, pre["channels"])
+            item = pil_to_uint8(ImageOps.invert(img) if self.invert else img, pre["channels"], tuple(pre["size"]))
+        return brightness_note(stats, item)
 
     # ------------------------------------------------------------------ the model
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,6 +51,8 @@ class Predictor:
         """One decoded image -> what `batch()` stacks: uint8 (C, H, W) resized for the standard pipeline (the
         work worth doing in parallel), or the float tensor of the checkpoint's own transforms. Thread-safe."""
         pre = self.preprocess
+        if self.invert:  # after the mode conversion, so transparency is flattened as usual first
+            img = ImageOps.invert(to_mode(img, pre["channels"]))
         if pre.get("custom"):
             tf = self.__dict__.get("_tf")
             if tf is None:
@@ -55,7 +75,8 @@ class Predictor:
     def topk_rows(self, probs: torch.Tensor, topk: int = 5) -> list:
         k = max(1, min(int(topk), len(self.classes)))
         top = probs.topk(k, 1)
-        return [[{"label": self.classes[int(i)], "index": int(i), "prob": float(p)}
+        labels = self.labels
+        return [[{"label": labels[int(i)], "index": int(i), "prob": float(p)}
                  for p, i in zip(top.values[r], top.indices[r])] for r in range(len(probs))]
 
     def predict_images(self, images, topk: int = 5) -> list:

@@ -7,12 +7,12 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
+from ..console import progress_bar
 from ..data.images import failure_reason, is_image_file, open_image
 from ..errors import ConfigError, DataError
 from .open import open_predictor
@@ -70,7 +70,14 @@ def iter_predictions(model, paths, topk: int = 5, batch_size: int = 64, workers:
         good = [t for _, t, _ in batch if t is not None]
         answers = iter(predictor.predict_prepared(good, topk))
         for path, t, err in batch:
-            yield {"path": path, "topk": next(answers)} if err is None else {"path": path, "error": err}
+            if err is not None:
+                yield {"path": path, "error": err}
+                continue
+            row = {"path": path, "topk": next(answers)}
+            note = predictor.input_note(t)
+            if note:
+                row["note"] = note
+            yield row
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="tudui-decode") if workers else None
     window = batch_size * 2 + 4 * workers  # decoded images waiting: bounded whatever the number of files
@@ -176,7 +183,7 @@ def count_files(paths) -> int:
 
 def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64, workers: Optional[int] = None,
                     device: str = "cpu", progress: bool = True, *, verify: bool = True,
-                    unsafe_load: bool = False) -> dict:
+                    unsafe_load: bool = False, invert: bool = False) -> dict:
     """Stream predictions for every image under `paths` into `out` (.csv or .jsonl), rows written as they are
     computed. Files that cannot be read become rows with an error. -> {'out', 'images', 'failed', 'seconds'}.
     verify / unsafe_load: see checkpoint.load."""
@@ -184,11 +191,11 @@ def predict_to_file(model, paths, out: str, topk: int = 5, batch_size: int = 64,
     output_format(out)
     check_paths(paths)  # a mistyped folder fails before the model loads
     predictor = open_predictor(model, device=device, verify=verify, unsafe_load=unsafe_load)
+    predictor.invert = bool(invert)
     k = max(1, min(int(topk), len(predictor.classes)))
     bar = None
     if progress:
-        from tqdm import tqdm  # import-time cost: tqdm, only when a bar is drawn
-        bar = tqdm(total=count_files(paths), unit="img", file=sys.stderr, dynamic_ncols=True, desc="predict")
+        bar = progress_bar(count_files(paths), "predict", unit="img", dynamic_ncols=True)
     t0 = time.perf_counter()
     n = failed = 0
     writer = RowWriter(out, k)

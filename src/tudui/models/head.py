@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def head_modules(model: nn.Module) -> tuple:
     """Module names of the head: what a zoo/timm model recorded, else the model's last nn.Linear

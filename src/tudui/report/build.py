@@ -15,6 +15,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from . import figures, grids, html
 from .cam import gradcam, why_no_cam
 from .collect import collect
+from .fonts import label
 from .runs import STATUS_LABELS, fmt_seconds, read_history, run_info
 
 
@@ -111,6 +112,8 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
                             data_dir=data_dir, download=download, verify=verify, unsafe_load=unsafe_load)
     if len(col) == 0:
         raise DataError(f"the {col.split} split has no images to report on")
+    folders = list(col.classes)
+    col.classes = clf.labels  # the display names (--class-names) in every section
     ck = clf.meta
     os.makedirs(figdir, exist_ok=True)
     pngs = {}
@@ -145,18 +148,20 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
         for k, m in enumerate(wrong):
             cards.append(dict(m, img=html.image_uri(imgs[k]),
                               cam=html.image_uri(grids.overlay(imgs[k], cams[k])) if cams is not None else None))
-        caps = [f"{m['true']} → {m['pred']} ({m['prob']:.2f})" for m in wrong]
+        caps = [f"{label(m['true'], m['true_index'])} → {label(m['pred'], m['pred_index'])} ({m['prob']:.2f})"
+                for m in wrong]
         fig_uri("mistakes.png", grids.prediction_grid(imgs, caps, list(cams) if cams is not None else None,
                                                       title="most confident mistakes: true → predicted"))
     good_cards = []
     if right:
         imgs = col.images([m["index"] for m in right])
         good_cards = [dict(m, img=html.image_uri(imgs[k])) for k, m in enumerate(right)]
-        fig_uri("correct.png", grids.prediction_grid(imgs, [f"{m['true']} ({m['prob']:.2f})" for m in right],
-                                                     cols=8, title="most confident correct predictions"))
+        caps = [f"{label(m['true'], m['true_index'])} ({m['prob']:.2f})" for m in right]
+        fig_uri("correct.png", grids.prediction_grid(imgs, caps, cols=8, title="most confident correct predictions"))
     metrics = col.metrics()
     per_class_rows = [dict(name=c, **metrics["per_class"][c]) for c in classes]
-    counts = split_counts(col.source, classes) if col.source is not None else {}
+    counts = split_counts(col.source, folders) if col.source is not None else {}
+    counts = {s: {n: c.get(f, 0) for f, n in zip(folders, classes)} for s, c in counts.items()}
     if not counts:
         counts = {col.split: {c: int((col.labels == i).sum()) for i, c in enumerate(classes)}}
     count_splits = list(counts)
@@ -181,7 +186,8 @@ def report(path, data=None, *, split: Optional[str] = None, out: Optional[str] =
                  ("model", f"{ck['model'].get('name')} ({sum(p.numel() for p in clf.model.parameters()):,} "
                            "parameters)" if isinstance(clf.model, torch.nn.Module) else ck["model"].get("name")),
                  ("checkpoint epoch / step", f"{ck.get('epoch')} / {ck.get('step')}"),
-                 ("training device", cfg_dict.get("device", "?")),
+                 ("training device", ck.get("train_device") or f"{cfg_dict.get('device', '?')} (as configured; "
+                                                                    "the device used was not recorded)"),
                  ("training wall time", fmt_seconds(wall) if wall is not None else "not recorded"),
                  ("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started"]))
                   if info.get("started") else "not recorded"),

@@ -13,19 +13,22 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .fonts import context, label, labels as class_labels, using_fonts
+
 BLUE, ORANGE, GREEN, RED, GRAY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 MAX_CM_CLASSES = 102  # larger confusion matrices show only the most-confused classes
 SHOWN_WHEN_LARGE = 30
 
 
 def text(s) -> str:
-    """A label safe for matplotlib: '$' would start mathtext (and an unbalanced one fails to draw)."""
-    return str(s).replace("\\", "\\\\").replace("$", r"\$")
+    """A label safe for matplotlib: '$' would start mathtext (and an unbalanced one fails to draw); a
+    character no installed font can draw becomes '?' (see fonts.label), never an empty box."""
+    return label(s).replace("\\", "\\\\").replace("$", r"\$")
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
-    with warnings.catch_warnings():  # glyphs missing from the font (e.g. CJK class names) draw as boxes
+    with warnings.catch_warnings(), context():  # ticks made while drawing get the CJK fallback too
         warnings.simplefilter("ignore")
         fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -42,6 +45,7 @@ def _history_series(history: list, key: str) -> tuple:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+@using_fonts
 def curves(history: list, title: str = "") -> Optional[Figure]:
     """Train/val loss, val accuracy and learning rate per epoch (raw weights next to the EMA's when logged).
     None when there is nothing to draw."""
@@ -89,6 +93,7 @@ def _has(history, key) -> bool:
     return any(r.get(key) is not None for r in history)
 
 
+@using_fonts
 def compare_curves(runs: dict) -> Figure:
     """{run name: history} -> loss, val accuracy and lr of every run overlaid on shared axes."""
     fig = Figure(figsize=(13, 3.8), layout="constrained")
@@ -119,6 +124,7 @@ def most_confused_classes(cm: np.ndarray, k: int = SHOWN_WHEN_LARGE) -> list:
     return sorted(np.argsort(-score, kind="stable")[:k].tolist())
 
 
+@using_fonts
 def confusion(cm, classes: list, normalize: bool = False) -> tuple:
     """Heatmap of the confusion matrix (rows: true, columns: predicted), counts or each row divided by its
     total. -> (Figure, caption). Above MAX_CM_CLASSES classes only the most-confused ones are drawn."""
@@ -141,7 +147,8 @@ def confusion(cm, classes: list, normalize: bool = False) -> tuple:
     im = ax.imshow(sub, cmap="Blues", vmin=0, vmax=1 if normalize else max(1.0, float(sub.max())),
                    interpolation="nearest")
     fig.colorbar(im, ax=ax, shrink=0.8)
-    labels = [text(classes[i]) for i in idx]
+    shown = class_labels(classes)  # a name no font can draw: its index
+    labels = [text(shown[i]) for i in idx]
     fs = 9 if k <= 20 else max(3.5, 9 - 0.06 * k)
     ax.set_xticks(range(k), labels, rotation=90, fontsize=fs)
     ax.set_yticks(range(k), labels, fontsize=fs)
@@ -158,6 +165,7 @@ def confusion(cm, classes: list, normalize: bool = False) -> tuple:
     return fig, caption
 
 
+@using_fonts
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple:
     """Reliability diagram of the top-1 confidence. -> (Figure, ECE, per-bin table). The expected calibration
     error is the support-weighted mean |accuracy - confidence| over equal-width confidence bins."""
@@ -189,6 +197,7 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple:
     return fig, float(ece), rows
 
 
+@using_fonts
 def lr_find(lrs: list, losses: list, suggested: Optional[float] = None) -> Figure:
     """The learning-rate range test: smoothed loss against the learning rate on a log axis; the y range
     shows the descent (the divergence at the end leaves through the top)."""

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figures import text
+from .fonts import context, using_fonts
 
 
 def _hwc(img) -> np.ndarray:
@@ -26,6 +27,7 @@ def _hwc(img) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
+@using_fonts
 def tile_grid(x, labels: list, cols: int = 8, tile: int = 96, pad: int = 4, caption_px: int = 16) -> Figure:
     """uint8 (N, C, H, W) + one caption each -> a Figure of the samples, each upscaled by an integer factor
     (nearest neighbour, so pixels stay visible) to at least `tile` px, placed pixel-exactly with its caption
@@ -54,7 +56,7 @@ def to_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # import-time cost: matplotlib
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), context():
         warnings.simplefilter("ignore")
         canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -68,6 +70,7 @@ def overlay(img, cam, alpha: float = 0.5) -> np.ndarray:
     return (np.clip((1 - alpha) * base + alpha * heat, 0, 1) * 255).round().astype(np.uint8)
 
 
+@using_fonts
 def prediction_grid(images, captions: list, cams: Optional[list] = None, cols: int = 4,
                     title: str = "", colors: Optional[list] = None) -> Figure:
     """Samples with a caption each; with `cams`, every sample is followed by its Grad-CAM overlay."""

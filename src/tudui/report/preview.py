@@ -17,6 +17,7 @@ from ..data.pipeline import image_size
 from ..data.preprocess import _parse_item, build_transforms
 from ..data.splits import DatasetSplit, FileSplit, Split
 from ..errors import DataError
+from .fonts import label
 from .grids import tile_grid, to_array
 
 TILE = 96  # samples are shown at least this large (nearest-neighbour upscaling keeps the pixels visible)
@@ -117,7 +118,7 @@ def preview(data=None, *, out: str = "preview.png", n: int = 32, logdir: str | N
         x, idx = _augmented_presets(split, order, n, cfg, source, image_size(cfg, source))
         how = f"--augment {cfg.augment}"
     labels = [source.classes[split.targets[i]] for i in idx]
-    grid = make_grid(x, labels)
+    grid = make_grid(x, [label(n, split.targets[i]) for n, i in zip(labels, idx)])
     out = os.path.expanduser(out)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)

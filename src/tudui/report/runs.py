@@ -136,15 +136,42 @@ def config_diff(configs: dict) -> list:
     return out
 
 
-def compare(runs: list, out: str = "compare.html") -> str:
+def compare_path(dirs: list) -> str:
+    """Where a comparison goes by default: compare.html in the folder holding the runs, or compare-2.html,
+    compare-3.html... when that exists (an earlier comparison is never overwritten)."""
+    parent = os.path.commonpath([os.path.abspath(d) for d in dirs])
+    if parent in [os.path.abspath(d) for d in dirs]:  # one run inside another: next to the outer one
+        parent = os.path.dirname(parent)
+    path, k = os.path.join(parent, "compare.html"), 1
+    while os.path.exists(path):
+        k += 1
+        path = os.path.join(parent, f"compare-{k}.html")
+    return path
+
+
+def compare_summary(runs: list) -> str:
+    """One line on several runs: how many, the best validation accuracy and which run has it, the keys that differ."""
+    dirs = [resolve_run(r) for r in runs]
+    names = _unique_names(dirs)
+    infos = {n: run_info(d) for n, d in zip(names, dirs)}
+    scored = [(i["best_val_acc"], n) for n, i in infos.items() if i["best_val_acc"] is not None]
+    diff = [k for k, _ in config_diff({n: read_config(d) for n, d in zip(names, dirs)})]
+    best = f"best val acc {max(scored)[0]:.4f} ({max(scored)[1]})" if scored else "no val accuracy yet"
+    keys = (f"{len(diff)} config keys differ ({', '.join(diff[:6])}{', ...' if len(diff) > 6 else ''})"
+            if diff else "same config")
+    return f"{len(dirs)} runs; {best}; {keys}"
+
+
+def compare(runs: list, out: Optional[str] = None) -> str:
     """Overlay the curves of several runs on shared axes and list the config keys where they differ.
     `out` ending in .png writes the figure only; .html writes a self-contained page with the figure and the
-    table. Returns the written path."""
+    table; None writes compare.html next to the runs (compare-2.html... if there is one). Returns the written path."""
     if len(runs) < 2:
         raise TuduiError("compare needs at least two runs: tudui compare RUN RUN [...]")
-    if not out.lower().endswith((".png", ".html")):
+    if out is not None and not out.lower().endswith((".png", ".html")):
         raise TuduiError(f"--out {out}: give a .png or .html file")
     dirs = [resolve_run(r) for r in runs]
+    out = compare_path(dirs) if out is None else out
     names = _unique_names(dirs)
     hist = {n: read_history(d) for n, d in zip(names, dirs)}
     if not any(hist.values()):

@@ -18,6 +18,7 @@ from . import figures, grids
 from .build import report
 from .cam import gradcam, why_no_cam
 from .collect import Collected, run_model
+from .fonts import label
 from .sections import mistakes
 
 
@@ -77,7 +78,8 @@ def _images(tb, trainer, top: int) -> None:
     model = trainer.ema.module if trainer.ema is not None else trainer.model
     was = model.training
     logits, labels = run_model(model, trainer.data.val, tta=trainer.cfg.tta, amp_dtype=trainer.amp_dtype)
-    col = Collected(logits=logits, labels=labels, classes=list(trainer.classes), loader=trainer.data.val)
+    col = Collected(logits=logits, labels=labels, loader=trainer.data.val,
+                    classes=list(trainer.facts.get("class_names") or trainer.classes))
     step = trainer.epoch
     fig, _ = figures.confusion(col.confusion().numpy(), col.classes, normalize=True)
     board.rgb_image(tb, "report/confusion_matrix", grids.to_array(fig), step)
@@ -88,7 +90,8 @@ def _images(tb, trainer, top: int) -> None:
         cams = None
         if why_no_cam(model) is None:
             cams = list(gradcam(model, col.inputs(idx), [r["pred_index"] for r in rows]).numpy())
-        caps = [f"{r['true']} → {r['pred']} {r['prob']:.2f}" for r in rows]
+        caps = [f"{label(r['true'], r['true_index'])} → {label(r['pred'], r['pred_index'])} {r['prob']:.2f}"
+                for r in rows]
         fig = grids.prediction_grid(images, caps, cams, title="most confident mistakes (true → predicted)")
         board.rgb_image(tb, "report/mistakes", grids.to_array(fig), step)
     model.train(was)

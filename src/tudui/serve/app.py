@@ -4,7 +4,7 @@
                            -> {"path": NAME, "topk": [{"label", "index", "prob"}, ...]}: `tudui predict --json`'s
                            entry for that image, NAME being the upload's file name
     POST /predict/batch    several files in one multipart body -> a list of such entries, in upload order
-    GET  /classes          the class names, in index order
+    GET  /classes          the class names in index order, and the labels answers carry (--class-names)
     GET  /health           liveness (never needs the token)
     GET  /                 the page (choose, drop or paste an image; the top-k as bars)
     GET  /docs             OpenAPI docs (/openapi.json), their scripts served locally (/docs-static/)
@@ -15,7 +15,7 @@ import secrets
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -125,7 +125,13 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
             raise
         except Exception as e:  # the model refused an image that decoded: still this input's doing
             raise ClientError(400, f"cannot classify the image: {type(e).__name__}: {e}") from None
-        return [{"path": name, "topk": p} for (name, _), p in zip(uploads, preds)]
+        rows = [{"path": name, "topk": p} for (name, _), p in zip(uploads, preds)]
+        if hasattr(model, "input_note"):  # an image far outside the training images' brightness: say so
+            for row, image in zip(rows, images):
+                note = await run_in_threadpool(model.input_note, image)
+                if note:
+                    row["note"] = note
+        return rows
 
     topk_query = Query(default_topk, ge=1, le=MAX_TOPK,
                        description="how many classes to return (more than the model has returns them all)")
@@ -149,7 +155,7 @@ def create_app(model, *, token: str | None = None, max_bytes: int = MAX_BYTES, m
 
     @app.get("/classes", summary="The class names in index order")
     async def get_classes():
-        return {"classes": classes, "model": model_name(model)}
+        return {"classes": classes, "model": model_name(model), "labels": list(getattr(model, "labels", classes))}
 
     @app.get("/health", summary="Liveness; needs no token")
     async def health():

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const drop = $("drop"), fileInput = $("file"), preview = $("preview"), hint = $("hint");
   const statusLine = $("status"), results = $("results"), topkSelect = $("topk"), again = $("again");
-  const tokenBox = $("token-box"), tokenInput = $("token");
+  const tokenBox = $("token-box"), tokenInput = $("token"), note = $("note");
   let current = null; // the last image sent, so changing top-k can resend it
 
   function headers() {
@@ -38,7 +38,7 @@
     if (!response.ok) { $("model").textContent = await errorText(response); return; }
     tokenBox.hidden = true;
     const info = await response.json();
-    $("model").textContent = info.model + " · " + info.classes.length + " classes";
+    $("model").textContent = "model " + info.model + " · " + info.classes.length + " classes";
   }
 
   function showResults(topk) {
@@ -67,6 +67,7 @@
   async function classify(file) {
     current = file;
     results.textContent = "";
+    note.hidden = true;
     setStatus("classifying " + (file.name || "the image") + "…");
     const form = new FormData();
     form.append("file", file, file.name || "pasted.png");
@@ -83,6 +84,8 @@
     const answer = await response.json();
     document.body.dataset.top = answer.topk[0].label; // for scripts and tests
     setStatus(answer.path + ": " + answer.topk[0].label);
+    note.textContent = answer.note || "";
+    note.hidden = !answer.note;
     showResults(answer.topk);
   }
 
