@@ -25,6 +25,18 @@ from .report import report as _report
 from .report.notebook import Evaluation, Predictions, ReportPage, TrainRun
 from .tune import tune  # the search (Optuna, an optional extra, is imported only when it runs)
 
+# what the other commands run, here so that a CLI module calls this façade and nothing below it
+from .audit import summary_text as audit_summary  # noqa: E402
+from .board import board  # noqa: E402
+from .data.stats import format_stats, stats  # noqa: E402
+from .env import env_info  # noqa: E402
+from .export import export  # noqa: E402
+from .importer import import_pth  # noqa: E402
+from .models import list_models  # noqa: E402
+from .report.runs import (compare, compare_summary, config_diff, format_table, list_runs, read_config,  # noqa: E402
+                          resolve_run)
+from .serve import serve  # noqa: E402
+
 __all__ = ["train", "evaluate", "audit", "predict", "predict_to_file", "report", "preview", "lr_find", "bench",
            "tune", "load_resume", "TrainResult", "TrainingInterrupted", "PeerFailed"]
 

@@ -52,7 +52,7 @@ def add_parser(sub, name):
 
 def run(args):
     from ..api import audit
-    from ..audit import summary_text
+    from ..api import audit_summary as summary_text
     from ..errors import ConfigError
     options = {k: v for k, v in collect_overrides(args).items() if k not in SKIPPED}
     if args.top < 1:

@@ -14,6 +14,6 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..board import board
+    from ..api import board
     code, _url = board(args.runs_dir, args.port, args.host)
     return code

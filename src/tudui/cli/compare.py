@@ -19,7 +19,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..report.runs import compare, compare_summary, config_diff, read_config, resolve_run
+    from ..api import compare, compare_summary, config_diff, read_config, resolve_run
     replaced = args.out is not None and os.path.exists(args.out)
     path = compare(args.runs, out=args.out)
     if path.lower().endswith(".png"):  # the table goes to the terminal

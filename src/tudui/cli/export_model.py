@@ -45,7 +45,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..export import export
+    from ..api import export
     r = export(args.checkpoint, out=args.out, format=args.format, opset=args.opset,
                verify=args.verify, unsafe_load=args.unsafe_load, int8=args.int8, calibration=args.calibration,
                max_drop=args.max_drop, force=args.force, max_float_layers=args.max_float_layers, data=args.data)

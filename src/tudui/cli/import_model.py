@@ -29,7 +29,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..importer import import_pth
+    from ..api import import_pth
     r = import_pth(args.file, args.out, model=args.model, classes=args.classes, img_size=args.img_size,
                    mean=args.mean, std=args.std)
     if args.classes is None and r["num_classes"] != 1000:

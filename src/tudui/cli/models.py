@@ -18,7 +18,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..models import list_models
+    from ..api import list_models
     rows = list_models(args.pattern)
     if args.json:
         print_json([{"name": n, "params": c} for n, c in rows])

@@ -31,7 +31,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..report import report
+    from ..api import report
     path = report(args.path, args.data, split=args.split, out=args.out, top=args.top, device=args.device,
                   tta=args.tta, data_dir=args.data_dir, download=args.download, cam=args.cam,
                   verify=args.verify, unsafe_load=args.unsafe_load)

@@ -16,7 +16,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..report.runs import format_table, list_runs
+    from ..api import format_table, list_runs
     rows = list_runs(args.runs_dir)
     if args.json:
         print_json(rows)

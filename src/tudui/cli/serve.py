@@ -39,7 +39,7 @@ def add_parser(sub, name):
 
 
 def run(args):  # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..serve import serve
+    from ..api import serve
     serve(args.checkpoint, host=args.host, port=args.port, token=args.token, max_bytes=args.max_bytes,
           max_pixels=args.max_pixels, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
           max_files=args.max_files, threads=args.threads, device=args.device,

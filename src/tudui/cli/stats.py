@@ -36,7 +36,7 @@ def add_parser(sub, name):
 
 def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
-    from ..data.stats import format_stats, stats
+    from ..api import format_stats, stats
     r = stats(args.data, workers=args.workers, **data_options(args))
     if args.json:
         print_json(r)

@@ -72,8 +72,7 @@ class Trainer:
         seed_everything(cfg.seed)
         # under torchrun: join the process group, this rank's GPU; rank 0 alone prints
         self.dist, self.device = distributed.setup(cfg, resolve_device(cfg.device))
-        if FreeCoreThreads.applies(cfg, self.device, self.dist.enabled):
-            self.callbacks.append(FreeCoreThreads())
+        self.callbacks += [FreeCoreThreads()] if FreeCoreThreads.applies(cfg, self.device, self.dist.enabled) else []
         if self.dist.enabled and not self.dist.main:  # a process group made without torchrun's variables too
             set_quiet(True)
         self.progress_bar = progress and self.dist.main
