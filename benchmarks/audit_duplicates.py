@@ -4,6 +4,11 @@
 Recall and precision per kind; CIFAR-10 itself holds some duplicates, so a "false" flag may be a real one.
 
     python benchmarks/audit_duplicates.py --cifar /tmp/cifar10-jpeg --save benchmarks/results/audit_duplicates.json
+    python benchmarks/audit_duplicates.py --mnist ../shared/datasets --methods phash --min-corr 0.95,0.97,0.98,0.99
+
+--mnist DATA_DIR writes a subset of MNIST (from DATA_DIR/MNIST/raw) as grayscale PNGs and injects the same copies
+there; --min-corr sweeps the pixel-correlation threshold of the near-copy check (handwritten digits correlate
+highly with each other, so the threshold that suits photos flags distinct digits as copies).
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ NEAR = ("jpeg50", "resize", "crop5", "hflip")
 
 
 def near_copy(src: str, dst: str, how: str, rng) -> str:
-    im = Image.open(src).convert("RGB")
+    im = Image.open(src)
+    im = im.convert("L" if im.mode in ("L", "1", "I;16") else "RGB")  # grayscale stays grayscale
     w, h = im.size
     if how == "jpeg50":
         dst += ".jpg"
@@ -85,6 +91,24 @@ def build(cifar: str, root: str, per_class_train: int, per_class_test: int, seed
     return truth
 
 
+def mnist_folder(data_dir: str, dst: str, per_class_train: int, per_class_test: int, seed: int) -> str:
+    """A subset of MNIST as dst/{train,test}/<digit>/NNNNN.png (grayscale), the form build() copies from."""
+    from tudui.data import load_source
+    src = load_source("mnist", data_dir=data_dir, seed=seed)
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(dst, ignore_errors=True)
+    for split, name, n in (("train", "train", per_class_train), ("val", "test", per_class_test)):
+        part = src.splits[split]
+        targets = np.asarray(part.targets)
+        for c, cls in enumerate(src.classes):
+            os.makedirs(os.path.join(dst, name, str(cls)))
+            rows = rng.permutation(np.flatnonzero(targets == c))[:n]
+            for i in sorted(rows.tolist()):
+                arr = np.asarray(part.images[i]).reshape(28, 28).astype(np.uint8)
+                Image.fromarray(arr, "L").save(os.path.join(dst, name, str(cls), f"{i:05d}.png"))
+    return dst
+
+
 def measure(result, truth: dict) -> dict:
     out = {}
     for kind in ("exact_duplicate", "near_duplicate", "leak"):
@@ -106,7 +130,11 @@ def measure(result, truth: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cifar", required=True, help="the extracted CIFAR-10 JPEG folder (train/, test/)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cifar", help="the extracted CIFAR-10 JPEG folder (train/, test/)")
+    src.add_argument("--mnist", metavar="DATA_DIR", help="the folder holding MNIST/raw (a subset is written as PNGs)")
+    ap.add_argument("--methods", default="phash,features,both", help="near-copy methods to measure")
+    ap.add_argument("--min-corr", default="0.95", help="comma-separated pixel-correlation thresholds to sweep")
     ap.add_argument("--work", default="/tmp/audit_duplicates")
     ap.add_argument("--train-per-class", type=int, default=500)
     ap.add_argument("--test-per-class", type=int, default=100)
@@ -116,7 +144,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     root = os.path.join(a.work, "data")
     shutil.rmtree(os.path.join(a.work, "runs"), ignore_errors=True)  # the feature model is trained anew
-    truth = build(a.cifar, root, a.train_per_class, a.test_per_class, a.seed)
+    origin = a.cifar or mnist_folder(a.mnist, os.path.join(a.work, "mnist"), a.train_per_class, a.test_per_class,
+                                     a.seed)
+    truth = build(origin, root, a.train_per_class, a.test_per_class, a.seed)
     t0 = time.perf_counter()
     run = tudui.train(root, epochs=a.epochs, device="cpu", progress=False, out=os.path.join(a.work, "runs"),
                       name="features", seed=a.seed)
@@ -124,11 +154,16 @@ def main(argv=None) -> int:
     results = {"machine": machine(), "command": " ".join(sys.argv), "images": sum(len(f) for _, _, f in os.walk(root)),
                "feature_model": f"course network, {a.epochs} epochs, val_acc {run.final.get('val_acc')}",
                "feature_model_seconds": round(train_seconds, 1), "methods": {}}
-    for near in ("phash", "features", "both"):
-        t1 = time.perf_counter()
-        res = tudui.audit(root, out=None, run=run.run_dir, folds=0, near=near, device="cpu", progress=False)
-        results["methods"][near] = {"seconds": round(time.perf_counter() - t1, 1), **measure(res, truth)}
-        print(near, json.dumps(results["methods"][near]), file=sys.stderr, flush=True)
+    results["data"] = "mnist" if a.mnist else "cifar10"
+    for near in a.methods.split(","):
+        for corr in [float(c) for c in a.min_corr.split(",")]:
+            t1 = time.perf_counter()
+            res = tudui.audit(root, out=None, run=run.run_dir, folds=0, near=near, min_corr=corr, device="cpu",
+                              progress=False)
+            key = near if corr == 0.95 and "," not in a.min_corr else f"{near}@{corr}"
+            results["methods"][key] = {"seconds": round(time.perf_counter() - t1, 1), "min_corr": corr,
+                                       **measure(res, truth)}
+            print(key, json.dumps(results["methods"][key]), file=sys.stderr, flush=True)
     emit(results, a.save)
     return 0
 

@@ -6,6 +6,7 @@ flagged images.
 
     python benchmarks/audit_label_noise.py --data digits --save benchmarks/results/audit_label_noise-digits.json
     python benchmarks/audit_label_noise.py --data mnist --data-dir ../shared/datasets --n 10000 --retrain
+    python benchmarks/audit_label_noise.py --data CIFAR10_FOLDER --recipe cifar10-speed --ensemble 2 --tta off
 """
 from __future__ import annotations
 
@@ -57,6 +58,17 @@ def flip(labels: np.ndarray, share: float, kind: str, k: int, family: str, seed:
     return noisy
 
 
+def split_positions(split):
+    """-> id -> index in `split`: audit ids are 'train:INDEX' for arrays, file paths for a folder's files."""
+    paths = {os.path.abspath(p): k for k, p in enumerate(getattr(split, "paths", []) or [])}
+
+    def position(ident: str) -> int:
+        if ident.startswith("train:") and ident[6:].isdigit():
+            return int(ident[6:])
+        return paths[os.path.abspath(ident)]
+    return position
+
+
 def scores(flagged: np.ndarray, truth: np.ndarray, badness: np.ndarray) -> dict:
     from sklearn.metrics import roc_auc_score
     tp = int((flagged & truth).sum())
@@ -102,14 +114,24 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default="uniform,pairs")
     ap.add_argument("--retrain", action="store_true", help="retrain without the flagged images (20%% uniform)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ensemble", type=int, default=1, help="cross-validation repeats averaged (tudui audit --ensemble)")
+    ap.add_argument("--tta", choices=["on", "off"], default=None,
+                    help="out-of-sample probabilities with (or without) flip + shift TTA (default: as configured)")
+    ap.add_argument("--model", default=None, help="model of the cross-validation runs (default: tudui's default)")
+    ap.add_argument("--recipe", default=None, help="a training recipe for the cross-validation runs")
+    ap.add_argument("--amp", default=None, help="--amp of the cross-validation runs (e.g. auto)")
     ap.add_argument("--save", default=None)
     a = ap.parse_args(argv)
+    train_opts = {k: v for k, v in (("model", a.model), ("recipe", a.recipe), ("amp", a.amp)) if v}
+    if a.tta:
+        train_opts["tta"] = a.tta == "on"
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     src = load_source(a.data, data_dir=a.data_dir, seed=a.seed)
     family = "digits" if a.data in ("digits", "mnist", "fashion-mnist") else "cifar10"
     parts = subset(src, a.n, a.n_test, a.seed)
     results = {"machine": machine(), "command": " ".join(sys.argv), "data": a.data, "train_images": len(parts["train"]),
-               "test_images": len(parts["val"]), "folds": a.folds, "epochs": a.epochs, "runs": []}
+               "test_images": len(parts["val"]), "folds": a.folds, "epochs": a.epochs, "ensemble": a.ensemble,
+               "training_options": train_opts, "runs": []}
     for share in [float(x) for x in a.noise.split(",")]:
         for kind in a.kinds.split(","):
             train = parts["train"]
@@ -123,15 +145,16 @@ def main(argv=None) -> int:
                              default_size=src.default_size)
             t0 = time.perf_counter()
             res = tudui.audit(data, out=None, split="train", folds=a.folds, epochs=a.epochs, near="none",
-                              device="cpu", progress=False, seed=a.seed)
+                              device="cpu", progress=False, seed=a.seed, ensemble=a.ensemble, **train_opts)
             seconds = time.perf_counter() - t0
             d = res.details
+            position = split_positions(noisy_train)  # a row's id -> its index in the training split
             rows = np.flatnonzero(d["split"] == "train")
-            order = np.argsort([int(i.split(":")[1]) for i in np.asarray(d["ids"], dtype=object)[rows]])
+            order = np.argsort([position(i) for i in np.asarray(d["ids"], dtype=object)[rows]])
             rows = rows[order]  # pool rows in the split's order
             flagged = np.zeros(len(train), bool)
-            flagged_ids = {r["id"] for r in res.rows if r["issue"] == "label"}
-            flagged[[int(i.split(":")[1]) for i in flagged_ids if i.startswith("train:")]] = True
+            flagged_ids = {r["id"] for r in res.rows if r["issue"] == "label" and r["split"] == "train"}
+            flagged[[position(i) for i in flagged_ids]] = True
             truth = noisy != true
             q = d["label_quality"][rows]
             run = {"noise": share, "kind": kind, **scores(flagged, truth, 1 - q),
@@ -140,9 +163,9 @@ def main(argv=None) -> int:
                                                                           res.summary["seconds_per_fold"]],
                    **versus_cleanlab(d["probs"][rows], noisy, flagged, d["label_quality"][rows])}
             if a.retrain and share == max(float(x) for x in a.noise.split(",")) and kind == "uniform":
-                cfg = resolve({"epochs": a.epochs, "device": "cpu", "seed": a.seed, "save_every": None})
+                cfg = resolve({"epochs": a.epochs, "device": "cpu", "seed": a.seed, "save_every": None, **train_opts})
                 pool = build_pool(data, src.channels, tuple(parts["val"].images.shape[-2:]) if isinstance(
-                    parts["val"], ArraySplit) else (28, 28), None)
+                    parts["val"], ArraySplit) else tuple(src.native_size or (32, 32)), None)
                 tr_rows = np.flatnonzero(pool.split == "train")
                 te_rows = np.flatnonzero(pool.split == "val")
                 t1 = time.perf_counter()

@@ -41,6 +41,18 @@ def warm_cache(recipe: str, data: str, extra: list) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "out", "name")}
 
 
+def earlier_runs(path, config: dict, recipe: str, device: str = "cpu") -> list:
+    """The runs of an earlier result (--include) of the same resolved config on the same device, or []."""
+    if not path:
+        return []
+    with open(path) as fh:
+        earlier = json.load(fh)
+    if earlier.get("config") != config or earlier["machine"]["device"] != device:
+        sys.exit(f"{path} measured another configuration or device than this run would "
+                 f"(compare its 'config' with `tudui train --recipe {recipe} --print-config`)")
+    return list(earlier["runs"])
+
+
 def run_seed(recipe: str, data: str, seed: int, device: str, out: str, extra: list) -> dict:
     name = f"seed{seed}"
     cmd = [sys.executable, "-m", "tudui", "train", "--recipe", recipe, "--data", data, "--seed", str(seed),
@@ -78,14 +90,7 @@ def main(argv=None) -> int:
     args, extra = ap.parse_known_args(argv)
     out = args.out or tempfile.mkdtemp(prefix="tudui-speed-")
     config = warm_cache(args.recipe, args.data, extra)
-    runs = []
-    if args.include:
-        with open(args.include) as fh:
-            earlier = json.load(fh)
-        if earlier.get("config") != config or earlier["machine"]["device"] != args.device:
-            sys.exit(f"{args.include} measured another configuration or device than this run would "
-                     f"(compare its 'config' with `tudui train --recipe {args.recipe} --print-config`)")
-        runs = list(earlier["runs"])
+    runs = earlier_runs(args.include, config, args.recipe, args.device)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         if any(r["seed"] == seed for r in runs):
             sys.exit(f"seed {seed} is already in {args.include}")

@@ -16,6 +16,12 @@ reported). Models (random weights, seeded; weights do not change the cost):
 
     python benchmarks/serve_load.py --save benchmarks/results/serve_load.json
     python benchmarks/serve_load.py --models course32 --requests 128      # quicker
+    python benchmarks/serve_load.py --files fp32=runs/r18/model.onnx int8=runs/r18/model.int8.onnx --clients 32
+
+With --files LABEL=PATH ..., the given model files (a checkpoint, or files made by `tudui export`, such as a
+float32 and an int8 ONNX model of one run) are served instead, each with batching, on the hymenoptera val JPEGs
+(--file-images cifar: CIFAR-10 test JPEGs); the rounds interleave the files, and each file's answers are
+compared with its own sequential answers.
 
 Both servers (with and without batching) run at once and the cells are measured in --rounds rounds that
 interleave the two modes, so that load from elsewhere on the machine hits both alike; a cell's images/s
@@ -238,6 +244,38 @@ async def sequential_answers(url: str, uploads: list) -> list:
         return out
 
 
+def serve_files(args) -> dict:
+    """--files: each LABEL=PATH served with batching, the rounds interleaving the files."""
+    files = dict(f.split("=", 1) for f in args.files)
+    uploads = images_for("resnet18_224" if args.file_images == "hymenoptera" else "course32", args.images)
+    servers = {label: Server(path, "batched", args.threads) for label, path in files.items()}
+    out = {}
+    for server in servers.values():
+        server.__enter__()
+    try:
+        refs = {label: asyncio.run(sequential_answers(srv.url, uploads)) for label, srv in servers.items()}
+        cells = {(label, c): [] for label in files for c in args.clients}
+        for rnd in range(args.rounds):
+            for clients in args.clients:
+                for label, server in servers.items():
+                    row = asyncio.run(load(server.port, uploads, clients, args.requests // args.rounds,
+                                           args.max_seconds / args.rounds, refs[label], server.proc.pid))
+                    log(f"{label} round {rnd + 1} clients={clients}: {row['images_per_s']} img/s, p50 {row['p50_ms']} ms")
+                    cells[(label, clients)].append(row)
+    finally:
+        for server in servers.values():
+            server.__exit__(None, None, None)
+    for label, path in files.items():
+        out[label] = {"path": path, "bytes": os.path.getsize(path), "runs": [combine(cells[(label, c)])
+                                                                            for c in args.clients]}
+    first = next(iter(files))
+    for label in files:
+        out[label][f"images_per_s_over_{first}"] = {
+            r["clients"]: round(r["images_per_s"] / b["images_per_s"], 2) for r, b in zip(out[label]["runs"],
+                                                                                           out[first]["runs"])}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -248,9 +286,17 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64, help="distinct images per model (default 64)")
     ap.add_argument("--threads", type=int, default=1, help="the server's torch threads (default 1)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per cell, the modes interleaved (default 3)")
+    ap.add_argument("--files", nargs="+", default=None, metavar="LABEL=PATH",
+                    help="serve these model files (with batching) instead of --models")
+    ap.add_argument("--file-images", choices=["hymenoptera", "cifar"], default="hymenoptera")
     ap.add_argument("--save", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.files:
+        emit({"benchmark": "serve_load --files", "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+              "machine": machine(), "server_threads": args.threads, "mode": " ".join(MODES["batched"]),
+              "note": "server and clients share this machine's cores", "files": serve_files(args)}, args.save)
+        return
 
     result = {"benchmark": "serve_load", "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
               "machine": machine(), "server_threads": args.threads,

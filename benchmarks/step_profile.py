@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     ap.add_argument("--side", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--nchw", action="store_true", help="NCHW instead of channels_last")
+    ap.add_argument("--bf16", action="store_true", help="under bf16 autocast (as --amp bf16 trains)")
+    ap.add_argument("--top", type=int, default=12, help="also list the N operators that take the most time")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     fmt = torch.contiguous_format if args.nchw else torch.channels_last
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
     y = torch.randint(0, 10, (args.batch,))
 
     def step():
-        loss = F.cross_entropy(model(x), y, label_smoothing=0.2)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = F.cross_entropy(model(x).float(), y, label_smoothing=0.2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -49,7 +52,9 @@ def main(argv=None) -> int:
             step()
     step_s = (time.perf_counter() - t0) / args.steps
     events = prof.key_averages(group_by_input_shape=True)
-    total_us = sum(e.self_cpu_time_total for e in prof.key_averages())
+    by_op = prof.key_averages()
+    total_us = sum(e.self_cpu_time_total for e in by_op)
+    top = sorted(by_op, key=lambda e: -e.self_cpu_time_total)[:args.top]
     convs, conv_us = {}, 0.0
     for e in events:
         if e.key not in ("aten::mkldnn_convolution", "aten::convolution_backward"):
@@ -69,7 +74,9 @@ def main(argv=None) -> int:
     result = {"model": f"fastnet {args.widths}", "batch": args.batch, "side": args.side,
               "layout": "NCHW" if args.nchw else "channels_last", "threads": torch.get_num_threads(),
               "step_ms": round(1000 * step_s, 1), "epoch_s_50k": round(50000 / args.batch * step_s, 1),
-              "convolution_share": round(conv_us / total_us, 3), "convolutions": convs}
+              "dtype": "bf16 autocast" if args.bf16 else "fp32",
+              "convolution_share": round(conv_us / total_us, 3), "convolutions": convs,
+              "top_operators": {e.key: round(e.self_cpu_time_total / total_us, 3) for e in top}}
     print(json.dumps(result, indent=2))
     return 0
 

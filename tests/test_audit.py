@@ -99,6 +99,18 @@ def test_each_issue_found(audited):
     assert data["counts"]["leak"] == 1 and len(data["rows"]) == len(rows)
 
 
+def test_ensemble_averages_repeated_cross_validation(dataset):
+    root, answers = dataset
+    result = tudui.audit(str(root), out=None, split="train", folds=2, ensemble=2, epochs=12, batch_size=16, lr=0.02,
+                         near="none", device="cpu", progress=False, seed=0)
+    assert result.summary["ensemble"] == 2 and len(result.summary["seconds_per_fold"]) == 4
+    probs = result.details["probs"][result.details["split"] == "train"]
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)  # an average of probabilities is one
+    assert set(answers["label"]) <= _ids(result, "label")
+    with pytest.raises(tudui.errors.ConfigError, match="--ensemble"):
+        tudui.audit(str(root), out=None, ensemble=0, progress=False)
+
+
 def test_confident_learning_known_answer():
     # two classes; the model is sure examples 0 and 5 belong to the other class
     probs = np.array([[0.1, 0.9], [0.9, 0.1], [0.8, 0.2], [0.85, 0.15], [0.7, 0.3],
@@ -152,6 +164,28 @@ def test_decisions_drop_and_relabel_exactly_those(dataset, tmp_path):
     assert rec["relabelled"] == [{"id": "train/b/wrong0.png", "split": "train", "from": "b", "to": "a"}]
     page = tudui.report(result.run_dir, cam=False)  # the report says what the run applied
     assert "dropped 2 images and relabelled 1" in open(page, encoding="utf-8").read()
+    # eval on the run's own data leaves out what the run left out; --exclude leaves out more on top
+    ev = tudui.evaluate(result.run_dir)
+    assert ev["num_samples"] == len(src.val) - 1 and ev["decisions"]["dropped"] == 1
+    more = tmp_path / "leaks.csv"
+    more.write_text("path,issue\nval/a/a00.png,leak\n", encoding="utf-8")
+    ev2 = tudui.evaluate(result.run_dir, exclude=str(more))
+    assert ev2["num_samples"] == len(src.val) - 2 and ev2["decisions"]["dropped"] == 2
+    assert tudui.evaluate(result.run_dir, data=str(root))["num_samples"] == len(src.val)  # --data: all of it
+
+
+def test_eval_applies_decisions_cli(dataset, tmp_path, capsys):
+    root, _ = dataset
+    result = _train_dir(root, tmp_path)
+    leaks = tmp_path / "leaks.csv"
+    leaks.write_text("path\nval/c/leak.png\nval/b/b00.png\n", encoding="utf-8")
+    assert main(["eval", result.run_dir, "--exclude", str(leaks)]) == 0
+    out = capsys.readouterr().out
+    assert f"split val: {len(load_source(str(root)).val) - 2} images (2 left out, 0 relabelled by {leaks})" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\nval/b/b00.png,zebra\n", encoding="utf-8")
+    assert main(["eval", result.run_dir, "--relabel", str(bad)]) == 2
+    assert "'zebra' is not a class" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag,content,expect", [

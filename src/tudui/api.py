@@ -85,16 +85,31 @@ def train(data=None, model=None, *, config: Optional[str] = None, classes=None, 
 
 def evaluate(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu", tta: Optional[bool] = None,
              model: Optional[nn.Module] = None, data_dir: Optional[str] = None, download: bool = False, *,
-             verify: bool = True, unsafe_load: bool = False) -> dict:
+             verify: bool = True, unsafe_load: bool = False, exclude: Optional[str] = None,
+             relabel: Optional[str] = None, decisions: Optional[str] = None) -> dict:
     """Loss, top-1 (and top-5) accuracy, per-class metrics and the confusion matrix of a checkpoint (or an
     exported .onnx / TorchScript file) on a split (by default the held-out split of the data it was trained on).
-    verify / unsafe_load: see checkpoint.load."""
+    On the run's own data, the images its run left out or relabelled (--exclude / --relabel / --decisions) are
+    treated the same way; exclude / relabel / decisions: CSV files (as `tudui train` takes them) applied on top,
+    e.g. an audit's leaks to see the accuracy without them. result['decisions'] says what changed (None:
+    nothing). verify / unsafe_load: see checkpoint.load."""
+    files = {"exclude": exclude, "relabel": relabel, "decisions": decisions}
     clf, cfg, prepared, use_tta = prepare_evaluation(checkpoint, data, split, device, tta, model, data_dir, download,
-                                                     verify=verify, unsafe_load=unsafe_load)
+                                                     verify=verify, unsafe_load=unsafe_load, decisions=files)
     result = evaluate_model(clf.model, prepared.val, clf.classes, build_loss(cfg, len(clf.classes)), tta=use_tta)
     result["split"] = split or "val"
     result["checkpoint"] = clf.meta.get("path")
+    result["decisions"] = _decision_counts(prepared.decisions, split or "val")
     return Evaluation(result)  # a notebook shows it as metrics and the confusion matrix
+
+
+def _decision_counts(record: Optional[dict], split: str) -> Optional[dict]:
+    """What the decisions changed in the evaluated split: {'dropped', 'relabelled', 'origin'} or None."""
+    if not record:
+        return None
+    split = {"valid": "val", "validation": "val"}.get(split, split)
+    return {"dropped": sum(d["split"] == split for d in record["dropped"]),
+            "relabelled": sum(d["split"] == split for d in record["relabelled"]), "origin": record["origin"]}
 
 
 def predict(checkpoint, paths, topk: int = 5, device: str = "cpu", batch_size: int = 64,

@@ -37,7 +37,7 @@ def _fast_cifar(widths: str, epochs: int, block1_epochs: int, batch_size: int = 
         tta=True, eval_every=1000,  # evaluate (with flip + shift TTA) after the last epoch only
         channels_last=True, loader="memory",
         # bf16 where the CPU computes it natively (AVX512-BF16, AMX), fp32 elsewhere: over seeds 0-2 on a 2-core
-        # Xeon with AMX, cifar10-speed gave 88.37/88.29/88.34% in bf16 against 88.13/88.14% in fp32 (seeds 0-1)
+        # Xeon with AMX, cifar10-speed gave 88.37/88.29/88.34% in bf16 against 88.13/88.14/88.25% in fp32
         # (benchmarks/results/bf16_accuracy-xeon.json); on an AVX2-only CPU nothing changes
         amp="auto",
     )
@@ -45,7 +45,9 @@ def _fast_cifar(widths: str, epochs: int, block1_epochs: int, batch_size: int = 
 
 # a 32-channel first block makes an epoch ~40% cheaper than airbench93's 64; the time saved buys 11 epochs
 RECIPES["cifar10-speed"] = _fast_cifar("32,128,128", epochs=11, block1_epochs=8)
-# the same net trained longer: 89.45% in 1,308 s (seed 0) where 64,256,256 for 6 epochs gave 88.44% in 1,517 s
+# the same net trained longer: 89.45% in 1,308 s (seed 0) where 64,256,256 for 6 epochs gave 88.44% in 1,517 s;
+# in bf16 on a 2-core Xeon with AMX, 89.36% (3 seeds) in 270 s against airbench93's 89.27% in 343 s (bf16);
+# 16 epochs there: 88.91% in 260 s, so no preset between (benchmarks/results/cpu_record-speed9*-xeon.json)
 RECIPES["cifar10-speed94"] = _fast_cifar("32,128,128", epochs=17, block1_epochs=13)
 
 

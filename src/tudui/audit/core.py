@@ -57,15 +57,17 @@ def _splits_arg(split, source) -> list:
 
 
 def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] = None, folds: int = 5,
-          method: str = "prune_by_noise_rate", ranking: str = "self_confidence", near: str = "phash",
-          phash_bits: int = 16, feature_sim: float = 0.97, min_corr: float = 0.95, outlier_z: float = 3.5, neighbours: int = 10,
+          ensemble: int = 1, method: str = "prune_by_noise_rate", ranking: str = "self_confidence",
+          near: str = "phash", phash_bits: int = 16, feature_sim: float = 0.97, min_corr: float = 0.95,
+          outlier_z: float = 3.5, neighbours: int = 10,
           top: int = 60, device: str = "auto", config: Optional[str] = None, progress: bool = True,
           verify: bool = True, unsafe_load: bool = False, **options) -> AuditResult:
     """Audit a dataset (any spec `tudui train` takes, or a map-style Dataset) and write OUT/ (audit.html,
     issues.csv, issues.json; out=None writes nothing). Label issues come from out-of-sample probabilities:
     `run` (a run folder or checkpoint) predicts the splits it did not train on; the rest by `folds`-fold
-    cross-validation, each fold's model trained on every image it is not in. Any training config key (epochs,
-    model, lr, ...) may be passed as a keyword for the cross-validation models."""
+    cross-validation, each fold's model trained on every image it is not in; ensemble > 1 repeats it with other
+    seeds and averages the probabilities. Any training config key (epochs, model, lr, tta, ...) may be passed
+    as a keyword for the cross-validation models."""
     t_start = time.perf_counter()
     if method not in cl.METHODS or ranking not in cl.RANKINGS:
         raise ConfigError(f"method must be one of {', '.join(cl.METHODS)} and ranking one of {', '.join(cl.RANKINGS)}")
@@ -73,6 +75,8 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
         raise ConfigError(f"near must be one of {', '.join(NEAR_METHODS)}, got '{near}'")
     if folds == 1 or folds < 0:
         raise ConfigError(f"--folds must be 0 (no cross-validation) or at least 2, got {folds}")
+    if not isinstance(ensemble, int) or ensemble < 1:
+        raise ConfigError(f"--ensemble must be a whole number of at least 1, got {ensemble}")
     overrides = {**AUDIT_DEFAULTS, **options, "device": device}
     if isinstance(data, (str, os.PathLike)):
         overrides["data"] = os.fspath(data)
@@ -103,7 +107,7 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
     n, k = len(pool), len(pool.classes)
     logits = torch.full((n, k), float("nan"))
     sources = np.full(n, "", dtype=object)
-    info: dict = {"folds": folds, "run": run, "audited_splits": audited}
+    info: dict = {"folds": folds, "ensemble": ensemble, "run": run, "audited_splits": audited}
 
     # ---- out-of-sample probabilities
     want = np.isin(pool.split, audited)
@@ -120,7 +124,7 @@ def audit(data, *, out: Optional[str] = "audit", split=None, run: Optional[str] 
         if progress:
             say(f"audit: {folds}-fold cross-validation over {int(want.sum())} images ({cfg.model}, "
                 f"{cfg.epochs} epochs per fold)")
-        cv = cross_val(pool, source, cfg, want, folds, flip=flip, progress=progress)
+        cv = cross_val(pool, source, cfg, want, folds, flip=flip, progress=progress, ensemble=ensemble)
         logits[torch.as_tensor(want)] = cv["logits"][torch.as_tensor(want)]
         sources[want] = f"{folds}-fold cross-validation"
         feats = cv["features"] if feats is None else feats

@@ -118,32 +118,42 @@ def sub_source(base: DataSource, pool: Pool, train_rows, val_rows) -> DataSource
 
 
 def cross_val(pool: Pool, base: DataSource, cfg, audited: np.ndarray, folds: int, flip: bool,
-              progress: bool = True) -> dict:
+              progress: bool = True, ensemble: int = 1) -> dict:
     """k-fold out-of-sample logits for the audited rows (NaN elsewhere) and features of every row (from the
-    first fold's model). -> {"logits", "features", "fold", "fold_accuracy", "seconds_per_fold"}"""
+    first fold's model). ensemble > 1 repeats the cross-validation with other seeds (other folds, other
+    initial weights and data order) and averages the probabilities: the returned logits are their logs.
+    -> {"logits", "features", "fold", "fold_accuracy", "seconds_per_fold"} (accuracy and seconds per fold
+    and repeat)"""
     n, k = len(pool), len(pool.classes)
-    fold = stratified_folds(pool.labels, audited, folds, cfg.seed)
+    probs = torch.zeros((n, k))
+    feats, accs, secs, first_fold = None, [], [], None
+    for rep in range(ensemble):
+        rcfg = replace(cfg, seed=cfg.seed + rep)
+        fold = stratified_folds(pool.labels, audited, folds, rcfg.seed)
+        first_fold = fold if first_fold is None else first_fold
+        for f in range(folds):
+            held = np.flatnonzero(fold == f)
+            train = np.flatnonzero(fold != f)
+            if len(held) == 0:
+                continue
+            t0 = time.perf_counter()
+            tr = fit_quietly(rcfg, sub_source(base, pool, train, held))
+            model = final_model(tr)
+            out, _ = forward(model, tr.data.val, tta=cfg.tta)
+            probs[torch.as_tensor(held)] += out.softmax(1)
+            accs.append(float((out.argmax(1).numpy() == pool.labels[held]).mean()))
+            if feats is None:
+                _, feats = forward(model, pool_loader(pool, np.arange(n), tr.data.pre, tr.device), features=True,
+                                   flip=flip)
+            secs.append(time.perf_counter() - t0)
+            if progress:
+                which = f" (model {rep + 1}/{ensemble})" if ensemble > 1 else ""
+                say(f"audit: fold {f + 1}/{folds}{which}: trained on {len(train)} images, out-of-sample accuracy "
+                    f"{accs[-1]:.4f} on {len(held)} ({secs[-1]:.1f}s)")
     logits = torch.full((n, k), float("nan"))
-    feats, accs, secs = None, [], []
-    for f in range(folds):
-        held = np.flatnonzero(fold == f)
-        train = np.flatnonzero(fold != f)
-        if len(held) == 0:
-            continue
-        t0 = time.perf_counter()
-        tr = fit_quietly(cfg, sub_source(base, pool, train, held))
-        model = final_model(tr)
-        out, _ = forward(model, tr.data.val, tta=cfg.tta)
-        logits[torch.as_tensor(held)] = out
-        accs.append(float((out.argmax(1).numpy() == pool.labels[held]).mean()))
-        if feats is None:
-            _, feats = forward(model, pool_loader(pool, np.arange(n), tr.data.pre, tr.device), features=True,
-                               flip=flip)
-        secs.append(time.perf_counter() - t0)
-        if progress:
-            say(f"audit: fold {f + 1}/{folds}: trained on {len(train)} images, out-of-sample accuracy "
-                f"{accs[-1]:.4f} on {len(held)} ({secs[-1]:.1f}s)")
-    return {"logits": logits, "features": feats, "fold": fold, "fold_accuracy": accs, "seconds_per_fold": secs}
+    done = torch.as_tensor(audited & (first_fold >= 0))
+    logits[done] = (probs[done] / ensemble).clamp_min(1e-12).log()
+    return {"logits": logits, "features": feats, "fold": first_fold, "fold_accuracy": accs, "seconds_per_fold": secs}
 
 
 def with_model(pool: Pool, predictor, flip: bool, tta: bool = False) -> dict:

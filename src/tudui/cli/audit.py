@@ -23,6 +23,9 @@ def add_parser(sub, name):
                    help="a trained run whose model predicts the splits it never trained on (the training split "
                         "still gets cross-validation)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5; 0: none)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+                   help="repeat the cross-validation N times with other seeds and average the probabilities "
+                        "(N times the training; default: 1)")
     p.add_argument("--method", default="prune_by_noise_rate", choices=["prune_by_noise_rate", "confident_learning"],
                    help="confident-learning filter (default: prune_by_noise_rate)")
     p.add_argument("--ranking", default="self_confidence", choices=["self_confidence", "normalized_margin"],
@@ -35,7 +38,7 @@ def add_parser(sub, name):
                         "pixels correlate (default: 16)")
     p.add_argument("--min-corr", type=float, default=0.95, metavar="R",
                    help="pixel correlation from which a candidate pair is a near copy (default: 0.95; small "
-                        "grayscale images such as digits correlate highly: raise it there)")
+                        "grayscale images such as digits correlate highly: 0.99 there)")
     p.add_argument("--feature-sim", type=float, default=0.97, metavar="S",
                    help="feature cosine similarity from which images are near duplicates (default: 0.97)")
     p.add_argument("--outlier-z", type=float, default=3.5, metavar="Z",
@@ -57,9 +60,9 @@ def run(args):
     options = {k: v for k, v in collect_overrides(args).items() if k not in SKIPPED}
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
-    result = audit(args.data, out=args.out, split=args.split, run=args.run, folds=args.folds, method=args.method,
-                   ranking=args.ranking, near=args.near, phash_bits=args.phash_bits, feature_sim=args.feature_sim, min_corr=args.min_corr,
-                   outlier_z=args.outlier_z, top=args.top, device=args.device, config=args.config,
+    result = audit(args.data, out=args.out, split=args.split, run=args.run, folds=args.folds, ensemble=args.ensemble,
+                   method=args.method, ranking=args.ranking, near=args.near, phash_bits=args.phash_bits,
+                   feature_sim=args.feature_sim, min_corr=args.min_corr, outlier_z=args.outlier_z, top=args.top, device=args.device, config=args.config,
                    progress=args.progress, verify=args.verify, unsafe_load=args.unsafe_load, **options)
     if args.json:
         print_json({"summary": result.summary, "counts": result.counts(), "html": result.html,

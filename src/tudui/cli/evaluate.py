@@ -17,6 +17,12 @@ def add_parser(sub, name):
                    help="which split (default: the held-out split)")
     p.add_argument("--tta", action=__import__("argparse").BooleanOptionalAction, default=None,
                    help="test-time augmentation (default: as the checkpoint was trained)")
+    p.add_argument("--exclude", default=None, metavar="CSV",
+                   help="leave these images out (a path column, e.g. an audit's issues.csv filtered to its leaks)")
+    p.add_argument("--relabel", default=None, metavar="CSV", help="CSV of path,label: count these images as this class")
+    p.add_argument("--decisions", default=None, metavar="CSV",
+                   help="CSV of path,action,label as `tudui audit`'s page saves it. On the run's own data, the "
+                        "images its training left out or relabelled are always treated the same way")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device(p)
     add_load_flags(p)
@@ -27,11 +33,14 @@ def run(args):
     # import-time cost: a command loads its code only when it runs (`tudui --help` stays fast)
     from ..api import evaluate
     r = evaluate(args.checkpoint, data=args.data, split=args.split, device=args.device, tta=args.tta,
-                 data_dir=args.data_dir, download=args.download, verify=args.verify, unsafe_load=args.unsafe_load)
+                 data_dir=args.data_dir, download=args.download, verify=args.verify, unsafe_load=args.unsafe_load,
+                 exclude=args.exclude, relabel=args.relabel, decisions=args.decisions)
     if args.json:
         print_json(r)
         return 0
-    print(f"split {r['split']}: {r['num_samples']} images")
+    d = r.get("decisions")
+    changed = f" ({d['dropped']} left out, {d['relabelled']} relabelled by {d['origin']})" if d else ""
+    print(f"split {r['split']}: {r['num_samples']} images{changed}")
     print(f"loss {r['loss']:.4f}  accuracy {r['accuracy']:.4f}" + (f"  top5 {r['top5']:.4f}" if "top5" in r else ""))
     w = max(8, max(len(c) for c in r["classes"]))
     print(f"{'class':<{w}}  precision  recall     f1  support")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from dataclasses import replace
 from typing import Optional
@@ -167,3 +168,42 @@ def apply_config(source: DataSource, cfg, spec) -> tuple:
         return source, None
     items = read_decisions(cfg.exclude, cfg.relabel, cfg.decisions)
     return apply_decisions(source, items, dataset_root(spec), origin=", ".join(files))
+
+
+def record_items(record: dict, where: str) -> list:
+    """What a run applied (its decisions.json) in read_decisions' form, to apply it again to the same data."""
+    items = [(where, d["id"], "drop", None) for d in record.get("dropped", [])]
+    return items + [(where, d["id"], "relabel", d["to"]) for d in record.get("relabelled", [])]
+
+
+def reapply(source: DataSource, spec, run_cfg=None, run_dir: Optional[str] = None, exclude: Optional[str] = None,
+            relabel: Optional[str] = None, decisions: Optional[str] = None) -> tuple:
+    """The data a run was evaluated on, for eval and report: with run_cfg (the source is the run's own data),
+    the run's decisions (as its decisions.json in run_dir records them, else from the files its config names),
+    then any further exclude / relabel / decisions files on top (the last decision about an image wins).
+    -> (source, record or None)."""
+    items, origins = [], []
+    cfg = run_cfg
+    if cfg is not None and (cfg.exclude or cfg.relabel or cfg.decisions):  # the run applied decisions
+        recorded = os.path.join(run_dir, "decisions.json") if run_dir else None
+        if recorded and os.path.isfile(recorded):
+            try:
+                with open(recorded, encoding="utf-8") as fh:
+                    items += record_items(json.load(fh), recorded)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{recorded} is unreadable ({e}); restore it, or evaluate with --data") from None
+            origins.append(f"the run's {os.path.basename(recorded)}")
+        else:
+            files = [f for f in (cfg.exclude, cfg.relabel, cfg.decisions) if f]
+            gone = [f for f in files if not os.path.isfile(f)]
+            if gone:
+                raise DataError(f"the run left out or relabelled the images listed in {gone[0]}, which is gone; "
+                                "put it back, or name the data with --data to evaluate on all of it")
+            items += read_decisions(cfg.exclude, cfg.relabel, cfg.decisions)
+            origins += files
+    if exclude or relabel or decisions:
+        items += read_decisions(exclude, relabel, decisions)
+        origins += [f for f in (exclude, relabel, decisions) if f]
+    if not items and not origins:
+        return source, None
+    return apply_decisions(source, items, dataset_root(spec), origin=", ".join(origins))

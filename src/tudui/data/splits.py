@@ -139,6 +139,7 @@ class DataSource:
     holdout: Optional[dict] = None  # which files went to which split, when we made the split
     hflip: bool = True  # whether mirrored images are still the same class (not for digits and letters)
     default_size: Optional[tuple] = None  # size to train at when --img-size is not given (default: native)
+    decisions: Optional[dict] = None  # what --exclude / --relabel / --decisions changed (data.decisions)
 
     @property
     def train(self) -> Split:

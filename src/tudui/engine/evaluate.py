@@ -72,13 +72,16 @@ def evaluate_model(model, loader, classes: list, loss_fn=None, tta: bool = False
 
 def prepare_evaluation(checkpoint, data=None, split: Optional[str] = None, device: str = "cpu",
                        tta: Optional[bool] = None, model: Optional[nn.Module] = None, data_dir: Optional[str] = None,
-                       download: bool = False, *, verify: bool = True, unsafe_load: bool = False) -> tuple:
+                       download: bool = False, *, verify: bool = True, unsafe_load: bool = False,
+                       decisions: Optional[dict] = None) -> tuple:
     """What evaluate() and the report share: -> (Predictor: a checkpoint's Classifier or an exported file's, its
-    config (label smoothing off), PreparedData with only the evaluation split, whether to use TTA)."""
+    config (label smoothing off), PreparedData with only the evaluation split (its .decisions: what the run's
+    and the given exclude / relabel / decisions files changed, or None), whether to use TTA)."""
     clf = open_predictor(checkpoint, model=model, device=device,  # a checkpoint, an exported .onnx, a Predictor
                          verify=verify, unsafe_load=unsafe_load)
-    cfg, source = run_source(clf, data, data_dir=data_dir, download=download)
+    cfg, source = run_source(clf, data, data_dir=data_dir, download=download, decisions=decisions)
     prepared = prepare(source, cfg, clf.device, pre=clf.preprocess, train=False, eval_split=split or "val")
+    prepared.decisions = source.decisions
     use_tta = cfg.tta if tta is None else tta
     cfg.label_smoothing = 0.0
     return clf, cfg, prepared, use_tta

@@ -2,17 +2,22 @@
 for accuracy, a sample of its training split for int8 calibration. Shared by eval, export --int8 and bench."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
 
 from ..config import from_checkpoint_dict
+from ..data.decisions import reapply
 from ..errors import DataError
 
 
-def run_source(predictor, data=None, data_dir: Optional[str] = None, download: bool = False) -> tuple:
+def run_source(predictor, data=None, data_dir: Optional[str] = None, download: bool = False,
+               decisions: Optional[dict] = None) -> tuple:
     """-> (config of the run, DataSource) for a Predictor (a checkpoint's or an exported file's): the data its
-    run recorded, or `data` in its place; its classes must be the model's."""
+    run recorded, with the images its run left out or relabelled treated the same way, or `data` in its place;
+    its classes must be the model's. decisions: {'exclude', 'relabel', 'decisions'} files applied on top
+    (`tudui eval --exclude leaks.csv`); the source's .decisions says what was applied (None: nothing)."""
     from ..data import load_source
     cfg = from_checkpoint_dict(predictor.meta.get("config", {}))
     cfg.device = str(predictor.device)
@@ -26,6 +31,10 @@ def run_source(predictor, data=None, data_dir: Optional[str] = None, download: b
         raise DataError(f"the data's classes {source.classes[:10]} differ from the checkpoint's "
                         f"{predictor.classes[:10]}")
     source.channels = predictor.preprocess["channels"]
+    path = predictor.meta.get("path")
+    run_dir = os.path.dirname(os.path.abspath(path)) if path and str(path).endswith(".pt") else None
+    source, record = reapply(source, spec, cfg if data is None else None, run_dir, **(decisions or {}))
+    source.decisions = record
     return cfg, source
 
 
