@@ -46,7 +46,7 @@ def _fast_cifar(widths: str, epochs: int, block1_epochs: int, batch_size: int = 
 # a 32-channel first block makes an epoch ~40% cheaper than airbench93's 64; the time saved buys 11 epochs
 RECIPES["cifar10-speed"] = _fast_cifar("32,128,128", epochs=11, block1_epochs=8)
 # the same net trained longer: 89.45% in 1,308 s (seed 0) where 64,256,256 for 6 epochs gave 88.44% in 1,517 s;
-# in bf16 on a 2-core Xeon with AMX, 89.36% (3 seeds) in 270 s against airbench93's 89.27% in 343 s (bf16);
+# in bf16 on a 2-core Xeon with AMX, 89.38% (6 seeds) against airbench93's 89.42% (bf16) in 0.78x its time;
 # 16 epochs there: 88.91% in 260 s, so no preset between (benchmarks/results/cpu_record-speed9*-xeon.json)
 RECIPES["cifar10-speed94"] = _fast_cifar("32,128,128", epochs=17, block1_epochs=13)
 
