@@ -151,7 +151,7 @@ def cross_val(pool: Pool, base: DataSource, cfg, audited: np.ndarray, folds: int
                 say(f"audit: fold {f + 1}/{folds}{which}: trained on {len(train)} images, out-of-sample accuracy "
                     f"{accs[-1]:.4f} on {len(held)} ({secs[-1]:.1f}s)")
     logits = torch.full((n, k), float("nan"))
-    done = torch.as_tensor(audited & (first_fold >= 0))
+    done = torch.as_tensor(audited)  # every audited row is in one fold of each repeat
     logits[done] = (probs[done] / ensemble).clamp_min(1e-12).log()
     return {"logits": logits, "features": feats, "fold": first_fold, "fold_accuracy": accs, "seconds_per_fold": secs}
 

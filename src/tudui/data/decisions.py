@@ -176,14 +176,13 @@ def record_items(record: dict, where: str) -> list:
     return items + [(where, d["id"], "relabel", d["to"]) for d in record.get("relabelled", [])]
 
 
-def reapply(source: DataSource, spec, run_cfg=None, run_dir: Optional[str] = None, exclude: Optional[str] = None,
+def reapply(source: DataSource, spec, cfg=None, run_dir: Optional[str] = None, exclude: Optional[str] = None,
             relabel: Optional[str] = None, decisions: Optional[str] = None) -> tuple:
-    """The data a run was evaluated on, for eval and report: with run_cfg (the source is the run's own data),
-    the run's decisions (as its decisions.json in run_dir records them, else from the files its config names),
-    then any further exclude / relabel / decisions files on top (the last decision about an image wins).
+    """The data a run was evaluated on, for eval and report: with cfg, the run's config (the source is the run's
+    own data), the run's decisions (as its decisions.json in run_dir records them, else from the files its
+    config names), then any further exclude / relabel / decisions files on top (the last decision about an image wins).
     -> (source, record or None)."""
     items, origins = [], []
-    cfg = run_cfg
     if cfg is not None and (cfg.exclude or cfg.relabel or cfg.decisions):  # the run applied decisions
         recorded = os.path.join(run_dir, "decisions.json") if run_dir else None
         if recorded and os.path.isfile(recorded):
